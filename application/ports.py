@@ -1,0 +1,103 @@
+"""The ports the application needs from the outside world.
+
+Each is a `Protocol`; infrastructure provides the adapters and the
+composition root (`api.bootstrap`) wires them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
+from uuid import UUID
+
+from domain.model import Aggregate, DomainEvent
+
+A = TypeVar("A", bound=Aggregate)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event together with its position in the log."""
+
+    position: int
+    event: DomainEvent
+
+
+class EventStore(Protocol):
+    """Why: commands record aggregates atomically and queries replay them,
+    without the application knowing which database holds the log.
+
+    `save` raises `ConcurrencyConflict` when another writer got there first
+    and `StoreUnavailable` when the database cannot be reached.
+    """
+
+    def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        """The aggregate as it is now, or None if it was never created."""
+        ...
+
+    def find_as_of(self, aggregate_id: UUID, kind: type[A], at: datetime) -> A | None:
+        """The aggregate as it was at instant `at` (None if it did not exist)."""
+        ...
+
+    def history(self, aggregate_id: UUID) -> list[DomainEvent]:
+        """Every event of one aggregate, oldest first."""
+        ...
+
+    def save(self, *aggregates: Aggregate) -> int | None:
+        """Record every pending event of `aggregates` in one transaction.
+
+        Returns the position of the last event recorded, or None if there was
+        nothing to record.
+        """
+        ...
+
+    def read(
+        self,
+        *,
+        after: int,
+        limit: int,
+        types: Sequence[type[DomainEvent]] = (),
+    ) -> list[Recorded]:
+        """Events after position `after`, in log order, optionally of some types."""
+        ...
+
+    def head(self) -> int:
+        """The position of the last event recorded (0 when the log is empty)."""
+        ...
+
+
+class Fingerprints(Protocol):
+    """Why: identifying values, tokens and bodies are looked up and compared
+    by keyed hash (HMAC under the deployment key), never stored in clear."""
+
+    def of(self, purpose: str, value: str | bytes) -> str:
+        """A stable keyed hash of `value` for one purpose, as hex."""
+        ...
+
+
+class SubjectKeys(Protocol):
+    """Why: each subject's personal data is encrypted under a key of its own,
+    kept apart from the events, so that destroying one key makes that
+    person's data unreadable everywhere while every event stays in place.
+    """
+
+    def create(self, subject_ids: Sequence[str]) -> Mapping[str, bytes]:
+        """Make sure each subject has a key; returns every subject's key."""
+        ...
+
+    def fetch_many(self, subject_ids: Sequence[str]) -> Mapping[str, bytes]:
+        """The keys that exist among `subject_ids`; destroyed keys are absent."""
+        ...
+
+    def destroy(self, subject_id: str) -> None:
+        """Destroy a subject's key for good."""
+        ...
+
+
+class Clock(Protocol):
+    """Why: retention and expiry depend on the time, which tests move."""
+
+    def now(self) -> datetime: ...
+

@@ -1,0 +1,338 @@
+"""The event store: the `eventsourcing` library with a mapper of our own.
+
+- `OrjsonTranscoder` turns event state into JSON bytes and back.
+- `PydanticMapper` dumps a pydantic event to its stored state, seals its
+  sensitive fields (see `infrastructure.sealing`) and validates it back.
+- `ChainedSQLiteRecorder` and `ChainedPostgresRecorder` write each event's
+  hash-chain link in the transaction that inserts it.
+- `LibraryEventStore` is the application's `EventStore` port.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Final, TypeVar, cast
+from uuid import UUID
+
+import orjson
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Mapper,
+    Notification,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+    Transcoder,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import Environment, get_topic, resolve_topic
+from psycopg.sql import SQL, Identifier
+
+from application.errors import ConcurrencyConflict, StoreUnavailable
+from application.ports import Recorded
+from domain.model import Aggregate, DomainEvent
+from infrastructure import chain
+from infrastructure.database import StoreLocation
+from infrastructure.sealing import FieldSealer
+
+logger = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=Aggregate)
+
+#: Fields the library keeps in its own columns, and the read-only erased mark.
+NOT_STORED: Final = frozenset({"originator_id", "originator_version", "erased"})
+APPLICATION_NAME: Final = "Headwater"
+
+
+class OrjsonTranscoder(Transcoder):
+    """JSON bytes via orjson, which knows datetimes, UUIDs and enums."""
+
+    def encode(self, obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    def decode(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+
+class PydanticMapper(Mapper[UUID]):
+    """Maps pydantic domain events to stored events, sealing sensitive fields."""
+
+    def __init__(self, transcoder: Transcoder, sealer: FieldSealer) -> None:
+        super().__init__(transcoder=transcoder)
+        self.sealer = sealer
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        event = cast(DomainEvent, domain_event)
+        state = event.model_dump(by_alias=True, exclude=NOT_STORED)
+        self.sealer.seal(event, state)
+        return StoredEvent(
+            originator_id=event.originator_id,
+            originator_version=event.originator_version,
+            topic=get_topic(type(event)),
+            state=self.transcoder.encode(state),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        return self.to_domain_events([stored_event])[0]
+
+    def to_domain_events(self, stored_events: Sequence[StoredEvent]) -> list[DomainEvent]:
+        """Decode many events, fetching every key they need in one batch."""
+        decoded: list[tuple[type[DomainEvent], StoredEvent, dict[str, Any]]] = []
+        key_ids: set[str] = set()
+        for stored in stored_events:
+            event_type: type[DomainEvent] = resolve_topic(stored.topic)
+            state = self.transcoder.decode(stored.state)
+            key_ids |= self.sealer.key_ids(event_type, state)
+            decoded.append((event_type, stored, state))
+        keys = self.sealer.prefetch(key_ids) if key_ids else {}
+        events = []
+        for event_type, stored, state in decoded:
+            self.sealer.open(event_type, state, keys)
+            state["originatorId"] = stored.originator_id
+            state["originatorVersion"] = stored.originator_version
+            events.append(event_type.model_validate(state))
+        return events
+
+
+class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
+    """SQLite recorder that chains each event in its insert transaction."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *chain.TABLE_STATEMENTS["sqlite"]]
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self.datastore.get_connection(commit=True) as connection:
+            cursor = connection.cursor()
+            try:
+                # IMMEDIATE: take SQLite's single write lock before reading the
+                # last link, so no other writer can slip in between.
+                cursor.execute("BEGIN IMMEDIATE")
+                positions = self._insert_events(cursor, stored_events, **kwargs)
+                assert positions is not None
+                cursor.execute(
+                    "SELECT link FROM event_chain ORDER BY position DESC LIMIT 1"
+                )
+                row = cursor.fetchone()
+                links = _links(row[0] if row else chain.GENESIS, stored_events, positions)
+                cursor.sqlite_cursor.executemany(
+                    "INSERT INTO event_chain (position, link) VALUES (?, ?)", links
+                )
+                connection.commit()
+            except sqlite3.IntegrityError as error:
+                connection.rollback()
+                raise IntegrityError(error) from error
+            except sqlite3.OperationalError as error:
+                connection.rollback()
+                raise OperationalError(error) from error
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                cursor.sqlite_cursor.close()
+        return positions
+
+
+class ChainedPostgresRecorder(PostgresApplicationRecorder):
+    """PostgreSQL recorder that chains each event in its insert transaction.
+
+    The library's insert takes `LOCK TABLE ... IN EXCLUSIVE MODE` first, so
+    the last link read here cannot change before this transaction commits.
+    """
+
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(self.datastore.schema)
+        self.sql_create_statements.append(
+            SQL(chain.TABLE_STATEMENTS["postgres"][0].replace(
+                "event_chain", "{schema}.event_chain"
+            )).format(schema=schema)
+        )
+        self._select_last_link = SQL(
+            "SELECT link FROM {schema}.event_chain ORDER BY position DESC LIMIT 1"
+        ).format(schema=schema)
+        self._insert_link = SQL(
+            "INSERT INTO {schema}.event_chain (position, link) VALUES (%s, %s)"
+        ).format(schema=schema)
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        assert positions is not None
+        curs.execute(self._select_last_link, prepare=True)
+        row = curs.fetchone()
+        previous = bytes(row["link"]) if row else chain.GENESIS
+        curs.executemany(self._insert_link, _links(previous, stored_events, positions))
+        return positions
+
+
+def _links(
+    previous: bytes, stored_events: Sequence[StoredEvent], positions: Sequence[int]
+) -> list[tuple[int, bytes]]:
+    links = []
+    for stored, position in zip(stored_events, positions, strict=True):
+        previous = chain.link(
+            previous,
+            position=position,
+            originator_id=UUID(str(stored.originator_id)),
+            originator_version=stored.originator_version,
+            topic=stored.topic,
+            state=stored.state,
+        )
+        links.append((position, previous))
+    return links
+
+
+class EventStoreApplication(Application[UUID]):
+    """The library application that owns the events table."""
+
+    name = APPLICATION_NAME
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        sealer: FieldSealer,
+        on_recorded: Callable[[int], None] | None = None,
+    ) -> None:
+        self._sealer = sealer
+        self._on_recorded = on_recorded
+        super().__init__(env)
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        # Only what the composition root passes: the process environment
+        # must not reconfigure the store behind the settings' back.
+        return Environment(name, dict(env or {}))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return PydanticMapper(OrjsonTranscoder(), self._sealer)
+
+    def _notify(self, recordings: list[Any]) -> None:
+        if self._on_recorded is not None and recordings:
+            self._on_recorded(recordings[-1].notification.id)
+
+
+def library_environment(location: StoreLocation, *, create_tables: bool) -> dict[str, str]:
+    """The `eventsourcing` settings for a store location."""
+    env = {"CREATE_TABLE": "y" if create_tables else "n"}
+    if location.dialect == "sqlite":
+        env |= {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(location.path),
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "APPLICATION_RECORDER_TOPIC": get_topic(ChainedSQLiteRecorder),
+        }
+    else:
+        env |= {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": location.dbname,
+            "POSTGRES_HOST": location.host,
+            "POSTGRES_PORT": str(location.port),
+            "POSTGRES_USER": location.user,
+            "POSTGRES_PASSWORD": location.password,
+            "POSTGRES_SCHEMA": location.schema,
+            "POSTGRES_POOL_SIZE": "4",
+            "POSTGRES_MAX_OVERFLOW": "12",
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            "APPLICATION_RECORDER_TOPIC": get_topic(ChainedPostgresRecorder),
+        }
+    return env
+
+
+class LibraryEventStore:
+    """The application's `EventStore` port on `EventStoreApplication`."""
+
+    def __init__(self, application: EventStoreApplication) -> None:
+        self.application = application
+        self.mapper = cast(PydanticMapper, application.mapper)
+
+    def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        with _translated_errors():
+            try:
+                aggregate = self.application.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return None
+        return aggregate if isinstance(aggregate, kind) else None
+
+    def find_as_of(self, aggregate_id: UUID, kind: type[A], at: datetime) -> A | None:
+        aggregate: Any = None
+        for event in self.history(aggregate_id):
+            if event.timestamp > at:
+                break
+            aggregate = event.mutate(aggregate)
+        return aggregate if isinstance(aggregate, kind) else None
+
+    def history(self, aggregate_id: UUID) -> list[DomainEvent]:
+        with _translated_errors():
+            stored = self.application.recorder.select_events(aggregate_id)
+            return self.mapper.to_domain_events(stored)
+
+    def save(self, *aggregates: Aggregate) -> int | None:
+        with _translated_errors():
+            recordings = self.application.save(*aggregates)
+        return recordings[-1].notification.id if recordings else None
+
+    def read(
+        self,
+        *,
+        after: int,
+        limit: int,
+        types: Sequence[type[DomainEvent]] = (),
+    ) -> list[Recorded]:
+        with _translated_errors():
+            notifications: Sequence[Notification] = (
+                self.application.recorder.select_notifications(
+                    start=after,
+                    limit=limit,
+                    topics=[get_topic(t) for t in types],
+                    inclusive_of_start=False,
+                )
+            )
+            events = self.mapper.to_domain_events(notifications)
+        return [
+            Recorded(position=n.id, event=e)
+            for n, e in zip(notifications, events, strict=True)
+        ]
+
+    def read_stored(self, *, after: int, limit: int) -> Sequence[Notification]:
+        """Raw notifications (stored bytes), for the chain and for exports."""
+        with _translated_errors():
+            return self.application.recorder.select_notifications(
+                start=after, limit=limit, inclusive_of_start=False
+            )
+
+    def head(self) -> int:
+        with _translated_errors():
+            return self.application.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        self.application.close()
+
+
+class _translated_errors:  # noqa: N801 - used as a context manager
+    """Turn the library's persistence errors into the application's."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
+        if error is None:
+            return False
+        if isinstance(error, IntegrityError):
+            raise ConcurrencyConflict(str(error)) from error
+        if isinstance(error, OperationalError | InterfaceError):
+            raise StoreUnavailable(f"the event store is unavailable: {error}") from error
+        if isinstance(error, PersistenceError):
+            raise StoreUnavailable(f"the event store failed: {error}") from error
+        return False
+
+

@@ -1,0 +1,139 @@
+"""Per-subject encryption keys, kept in their own table apart from the events.
+
+Each key is wrapped (AES-GCM) under a key derived from the deployment key, so
+a copy of the database alone reveals no personal data. Keys are fetched in
+batches and cached in memory; destroying a key deletes its row and evicts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+from cryptography.exceptions import InvalidTag
+
+from infrastructure.crypto import DeploymentKey, open_sealed, seal
+from infrastructure.database import Database
+
+logger = logging.getLogger(__name__)
+
+KEY_BYTES: Final = 32
+CACHE_SIZE: Final = 50_000
+#: SQLite allows 999 parameters in older builds; stay well below.
+FETCH_BATCH: Final = 500
+
+TABLE_STATEMENTS: Final = {
+    "sqlite": [
+        "CREATE TABLE IF NOT EXISTS subject_keys ("
+        " subject_id TEXT PRIMARY KEY,"
+        " wrapped_key BLOB NOT NULL,"
+        " created_at TEXT NOT NULL)"
+    ],
+    "postgres": [
+        "CREATE TABLE IF NOT EXISTS subject_keys ("
+        " subject_id TEXT PRIMARY KEY,"
+        " wrapped_key BYTEA NOT NULL,"
+        " created_at TIMESTAMPTZ NOT NULL)"
+    ],
+}
+
+
+class SubjectKeyStore:
+    """The `SubjectKeys` port on Headwater's database."""
+
+    def __init__(self, database: Database, deployment_key: DeploymentKey) -> None:
+        self._database = database
+        self._wrapping_key = deployment_key.derive("subject-key-wrapping")
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def create(self, subject_ids: Sequence[str]) -> Mapping[str, bytes]:
+        wanted = list(dict.fromkeys(subject_ids))
+        found = dict(self.fetch_many(wanted))
+        missing = [s for s in wanted if s not in found]
+        if not missing:
+            return found
+        now = _timestamp(self._database.dialect)
+        rows = [
+            (subject, self._wrap(subject, os.urandom(KEY_BYTES)), now)
+            for subject in missing
+        ]
+        with self._database.transaction() as cursor:
+            # Two processes may create the same day's key at once: the first
+            # row wins and both read it back, so both encrypt under one key.
+            cursor.executemany(
+                "INSERT INTO subject_keys (subject_id, wrapped_key, created_at)"
+                " VALUES (%s, %s, %s) ON CONFLICT (subject_id) DO NOTHING",
+                rows,
+            )
+        found.update(self._load(missing))
+        return found
+
+    def fetch_many(self, subject_ids: Sequence[str]) -> Mapping[str, bytes]:
+        found: dict[str, bytes] = {}
+        missing: list[str] = []
+        with self._lock:
+            for subject in subject_ids:
+                key = self._cache.get(subject)
+                if key is None:
+                    missing.append(subject)
+                else:
+                    self._cache.move_to_end(subject)
+                    found[subject] = key
+        if missing:
+            found.update(self._load(list(dict.fromkeys(missing))))
+        return found
+
+    def destroy(self, subject_id: str) -> None:
+        with self._database.transaction() as cursor:
+            cursor.execute("DELETE FROM subject_keys WHERE subject_id = %s", (subject_id,))
+        self.forget(subject_id)
+        logger.info("destroyed the key of one subject")
+
+    def forget(self, subject_id: str) -> None:
+        """Drop a key from this process's cache (after another process destroyed it)."""
+        with self._lock:
+            self._cache.pop(subject_id, None)
+
+    def _load(self, subject_ids: list[str]) -> dict[str, bytes]:
+        loaded: dict[str, bytes] = {}
+        with self._database.reading() as cursor:
+            for start in range(0, len(subject_ids), FETCH_BATCH):
+                chunk = subject_ids[start : start + FETCH_BATCH]
+                marks = ", ".join(["%s"] * len(chunk))
+                cursor.execute(
+                    "SELECT subject_id, wrapped_key FROM subject_keys"
+                    f" WHERE subject_id IN ({marks})",  # noqa: S608 - placeholders only
+                    chunk,
+                )
+                for subject, wrapped in cursor.fetchall():
+                    loaded[subject] = self._unwrap(subject, bytes(wrapped))
+        with self._lock:
+            for subject, key in loaded.items():
+                self._cache[subject] = key
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return loaded
+
+    def _wrap(self, subject: str, key: bytes) -> bytes:
+        return seal(self._wrapping_key, key, context=subject.encode())
+
+    def _unwrap(self, subject: str, wrapped: bytes) -> bytes:
+        try:
+            return open_sealed(self._wrapping_key, wrapped, context=subject.encode())
+        except InvalidTag as error:
+            msg = (
+                "a subject key cannot be unwrapped: the deployment key "
+                "(HEADWATER_SECRET_KEY) differs from the one that created it"
+            )
+            raise RuntimeError(msg) from error
+
+
+def _timestamp(dialect: str) -> datetime | str:
+    now = datetime.now(UTC)
+    return now.isoformat() if dialect == "sqlite" else now
