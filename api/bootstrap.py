@@ -6,9 +6,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from api.settings import Settings
 from application.access import AccessTokens
 from application.integrations import Integrations
-from api.settings import Settings
 from infrastructure.crypto import DeploymentKey, HmacFingerprints
 from infrastructure.database import Database, StoreLocation, open_database
 from infrastructure.eventstore import (

@@ -36,7 +36,9 @@ class IssuedToken:
 class AccessTokens:
     """Bearer tokens for the admin API."""
 
-    def __init__(self, store: EventStore, fingerprints: Fingerprints, clock: Clock) -> None:
+    def __init__(
+        self, store: EventStore, fingerprints: Fingerprints, clock: Clock
+    ) -> None:
         self._store = store
         self._fingerprints = fingerprints
         self._clock = clock
@@ -50,7 +52,9 @@ class AccessTokens:
         actor: Actor,
     ) -> IssuedToken:
         secret = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
-        token = self._new_token(secret, name=name, role=role, expires_at=expires_at, actor=actor)
+        token = self._new_token(
+            secret, name=name, role=role, expires_at=expires_at, actor=actor
+        )
         position = self._store.save(token)
         logger.info("issued token %s with role %s", token.id, role)
         return IssuedToken(token, secret, position)

@@ -51,7 +51,9 @@ class Integrations:
             endpoint_id=endpoint_id,
             actor=actor,
         )
-        endpoint = Endpoint.issue(endpoint_id=endpoint_id, integration_id=integration.id)
+        endpoint = Endpoint.issue(
+            endpoint_id=endpoint_id, integration_id=integration.id
+        )
         position = self._store.save(integration, endpoint)
         logger.info("created integration %s", integration.id)
         return Changed(integration, position)
@@ -65,7 +67,9 @@ class Integrations:
     def get_as_of(self, integration_id: UUID, at: datetime) -> Integration:
         integration = self._store.find_as_of(integration_id, Integration, at)
         if integration is None:
-            raise NotFound(f"integration {integration_id} did not exist at {at.isoformat()}")
+            raise NotFound(
+                f"integration {integration_id} did not exist at {at.isoformat()}"
+            )
         return integration
 
     def history(self, integration_id: UUID) -> list[DomainEvent]:
@@ -81,7 +85,9 @@ class Integrations:
         while True:
             page = self._store.read(after=after, limit=PAGE, types=[IntegrationCreated])
             for recorded in page:
-                integration = self._store.find(recorded.event.originator_id, Integration)
+                integration = self._store.find(
+                    recorded.event.originator_id, Integration
+                )
                 if integration is not None:
                     integrations.append(integration)
             if len(page) < PAGE:
@@ -126,7 +132,9 @@ class Integrations:
 
         def rotate(integration: Integration) -> list[Endpoint]:
             integration.rotate_endpoint(endpoint_id=endpoint_id, actor=actor)
-            return [Endpoint.issue(endpoint_id=endpoint_id, integration_id=integration.id)]
+            return [
+                Endpoint.issue(endpoint_id=endpoint_id, integration_id=integration.id)
+            ]
 
         return self._change(integration_id, rotate)
 
@@ -145,7 +153,9 @@ class Integrations:
         for _ in range(ATTEMPTS):
             integration = self.get(integration_id)
             if expected_version is not None and integration.version != expected_version:
-                raise VersionMismatch(expected=expected_version, current=integration.version)
+                raise VersionMismatch(
+                    expected=expected_version, current=integration.version
+                )
             others = command(integration) or []
             if not integration.has_pending_events:
                 return Changed(integration, None)

@@ -100,4 +100,3 @@ class Clock(Protocol):
     """Why: retention and expiry depend on the time, which tests move."""
 
     def now(self) -> datetime: ...
-

@@ -84,7 +84,7 @@ class AccessToken(Aggregate):
     def issue(
         cls,
         *,
-        id: UUID,  # noqa: A002
+        id: UUID,
         name: str,
         role: Role,
         secret_digest: str,
@@ -98,9 +98,7 @@ class AccessToken(Aggregate):
                 Problem("name", "length", f"must be 1 to {MAX_NAME_LENGTH} characters")
             )
         if expires_at is not None and expires_at <= now:
-            problems.append(
-                Problem("expiresAt", "future", "must be in the future")
-            )
+            problems.append(Problem("expiresAt", "future", "must be in the future"))
         if problems:
             raise InvalidInput(problems)
         return cls._start(

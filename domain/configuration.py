@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -60,7 +60,9 @@ def _region(value: str) -> str:
 
 
 Origin = Annotated[str, AfterValidator(_origin)]
-RedirectUrl = Annotated[str, Field(max_length=MAX_URL_LENGTH), AfterValidator(_redirect)]
+RedirectUrl = Annotated[
+    str, Field(max_length=MAX_URL_LENGTH), AfterValidator(_redirect)
+]
 Region = Annotated[str, AfterValidator(_region)]
 Rule = dict[str, Any]
 
@@ -92,7 +94,9 @@ class Configuration(BaseModel):
     require_recaptcha: StrictBool = False
     recaptcha_min_score: Annotated[float, Field(ge=0, le=1)] = 0.5
     field_validation_rules: dict[str, Rule] = Field(default_factory=dict)
-    import_source_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    import_source_name: Annotated[str, Field(min_length=1, max_length=200)] | None = (
+        None
+    )
     dedupe_period_seconds: Annotated[StrictInt, Field(ge=0, le=86400)] = 0
     allowed_origins: Annotated[
         tuple[Origin, ...], Field(min_length=1, max_length=MAX_ORIGINS, strict=False)
@@ -182,34 +186,34 @@ def _problems_from(error: ValidationError) -> list[Problem]:
     return problems
 
 
+MESSAGES: Final = {
+    "missing": "is required",
+    "string_too_short": "must be at least {min_length} characters",
+    "string_too_long": "must be at most {max_length} characters",
+    "too_short": "must hold at least {min_length} items",
+    "too_long": "must hold at most {max_length} items",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "literal_error": "must be one of {expected}",
+}
+
+
 def _message(item: Any, location: list[str]) -> str:
     kind, context = item["type"], item.get("ctx") or {}
     if kind == "extra_forbidden":
         return f"unknown field {location[-1]!r}"
-    if kind == "missing":
-        return "is required"
     if kind == "value_error":
         return str(item["msg"]).removeprefix("Value error, ")
-    if kind == "string_too_short":
-        return f"must be at least {context.get('min_length')} characters"
-    if kind == "string_too_long":
-        return f"must be at most {context.get('max_length')} characters"
-    if kind == "too_short":
-        return f"must hold at least {context.get('min_length')} items"
-    if kind == "too_long":
-        return f"must hold at most {context.get('max_length')} items"
-    if kind == "greater_than_equal":
-        return f"must be at least {context.get('ge')}"
-    if kind == "less_than_equal":
-        return f"must be at most {context.get('le')}"
-    if kind == "literal_error":
-        return f"must be one of {context.get('expected')}"
+    if kind in MESSAGES:
+        return MESSAGES[kind].format(**context)
     return str(item["msg"]).lower()
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
     # A list whose items failed is reported by those items, not by its length.
-    failed_items = {p.field.rsplit(".", 1)[0] for p in problems if p.field[-1].isdigit()}
+    failed_items = {
+        p.field.rsplit(".", 1)[0] for p in problems if p.field[-1].isdigit()
+    }
     seen: set[Problem] = set()
     ordered = []
     for problem in problems:

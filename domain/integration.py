@@ -178,7 +178,9 @@ class Integration(Aggregate):
             IntegrationUpdated,
             changes=changes,
             secret_change=secret_change,
-            recaptcha_secret=new_secret if secret_change in ("set", "changed") else None,
+            recaptcha_secret=new_secret
+            if secret_change in ("set", "changed")
+            else None,
             actor=actor,
         )
 

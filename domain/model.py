@@ -148,7 +148,9 @@ class Aggregate:
         return self._modified_on
 
     @classmethod
-    def _start(cls, event_type: type[CreationEvent], /, *, id: UUID, **fields: Any) -> Self:  # noqa: A002
+    def _start(
+        cls, event_type: type[CreationEvent], /, *, id: UUID, **fields: Any
+    ) -> Self:
         event = event_type(
             originator_id=id, originator_version=1, timestamp=utc_now(), **fields
         )

@@ -119,7 +119,7 @@ def parse_rules(raw: object, *, path: str = "fieldValidationRules") -> list[Prob
     return problems
 
 
-def _rule_problems(  # noqa: PLR0912, C901
+def _rule_problems(  # noqa: PLR0912
     field: str, rule: Mapping[str, Any], path: str
 ) -> list[Problem]:
     problems: list[Problem] = []
@@ -152,14 +152,14 @@ def _rule_problems(  # noqa: PLR0912, C901
         ):
             bad(keyword, "type", "must be a non-negative integer")
     low, high = rule.get("minLength"), rule.get("maxLength")
-    if _both_numbers(low, high) and low > high:
+    if _in_wrong_order(low, high):
         bad("minLength", "range", f"minLength {low} is greater than maxLength {high}")
 
     for keyword in NUMBER_KEYWORDS:
         if keyword in rule and not _is_number(rule[keyword]):
             bad(keyword, "type", "must be a number")
     low, high = rule.get("minimum"), rule.get("maximum")
-    if _both_numbers(low, high) and low > high:
+    if _in_wrong_order(low, high):
         bad("minimum", "range", f"minimum {low} is greater than maximum {high}")
 
     if "pattern" in rule:
@@ -185,7 +185,7 @@ def _rule_problems(  # noqa: PLR0912, C901
             bad(
                 "enum",
                 "type",
-                f"must be a list of 1 to {MAX_ENUM_VALUES} strings, numbers or booleans",
+                f"must list 1 to {MAX_ENUM_VALUES} strings, numbers or booleans",
             )
 
     if "format" in rule and rule["format"] not in FORMATS:
@@ -194,7 +194,11 @@ def _rule_problems(  # noqa: PLR0912, C901
     if declared in ("number", "integer", "boolean"):
         for keyword in STRING_KEYWORDS:
             if keyword in rule:
-                bad(keyword, "applies-to", f"{keyword} applies to strings, not {declared}")
+                bad(
+                    keyword,
+                    "applies-to",
+                    f"{keyword} applies to strings, not {declared}",
+                )
     if declared in ("string", "boolean") or not is_custom_field(field):
         for keyword in NUMBER_KEYWORDS:
             if keyword in rule:
@@ -206,8 +210,9 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _both_numbers(low: object, high: object) -> bool:
-    return _is_number(low) and _is_number(high)
+def _in_wrong_order(low: object, high: object) -> bool:
+    numbers = (int, float)
+    return isinstance(low, numbers) and isinstance(high, numbers) and low > high
 
 
 def _is_scalar(value: object) -> bool:
@@ -234,7 +239,9 @@ class CompiledRules:
     def required_fields(self) -> tuple[str, ...]:
         return self._required
 
-    def check(self, values: Mapping[str, Any], *, partial: bool = False) -> list[Violation]:
+    def check(
+        self, values: Mapping[str, Any], *, partial: bool = False
+    ) -> list[Violation]:
         """Every violation in `values` (field name to value; absent is missing).
 
         With `partial`, a missing required field is not a violation.
@@ -255,40 +262,56 @@ class CompiledRules:
         return violations
 
 
-def _compile_rule(field: str, rule: Mapping[str, Any]) -> list[Check]:  # noqa: C901
+def _compile_rule(field: str, rule: Mapping[str, Any]) -> list[Check]:
     checks: list[Check] = []
     declared = rule.get("type")
 
     if declared is not None:
+
         def check_type(value: Any) -> Violation | None:
             if _matches_type(value, declared):
                 return None
             return Violation(field, "type", f"must be of type {declared}")
+
         checks.append(check_type)
 
     if "minLength" in rule:
         low = int(rule["minLength"])
-        checks.append(_string_check(
-            field, "minLength", lambda s: len(s) >= low, f"must be at least {low} characters"
-        ))
+        checks.append(
+            _string_check(
+                field,
+                "minLength",
+                lambda s: len(s) >= low,
+                f"must be at least {low} characters",
+            )
+        )
     if "maxLength" in rule:
         high = int(rule["maxLength"])
-        checks.append(_string_check(
-            field, "maxLength", lambda s: len(s) <= high, f"must be at most {high} characters"
-        ))
+        checks.append(
+            _string_check(
+                field,
+                "maxLength",
+                lambda s: len(s) <= high,
+                f"must be at most {high} characters",
+            )
+        )
     if "pattern" in rule:
         pattern = re.compile(rule["pattern"])
-        checks.append(_string_check(
-            field,
-            "pattern",
-            lambda s: pattern.search(s) is not None,
-            f"must match the pattern {rule['pattern']}",
-        ))
+        checks.append(
+            _string_check(
+                field,
+                "pattern",
+                lambda s: pattern.search(s) is not None,
+                f"must match the pattern {rule['pattern']}",
+            )
+        )
     if "format" in rule:
         name = rule["format"]
-        checks.append(_string_check(
-            field, "format", FORMAT_CHECKS[name], f"must be a valid {name}"
-        ))
+        checks.append(
+            _string_check(
+                field, "format", FORMAT_CHECKS[name], f"must be a valid {name}"
+            )
+        )
     if "enum" in rule:
         allowed = list(rule["enum"])
         shown = ", ".join(str(v) for v in allowed[:10])
@@ -297,17 +320,22 @@ def _compile_rule(field: str, rule: Mapping[str, Any]) -> list[Check]:  # noqa: 
             if any(_same_scalar(value, a) for a in allowed):
                 return None
             return Violation(field, "enum", f"must be one of: {shown}")
+
         checks.append(check_enum)
     if "minimum" in rule:
         minimum = rule["minimum"]
-        checks.append(_number_check(
-            field, "minimum", lambda n: n >= minimum, f"must be at least {minimum}"
-        ))
+        checks.append(
+            _number_check(
+                field, "minimum", lambda n: n >= minimum, f"must be at least {minimum}"
+            )
+        )
     if "maximum" in rule:
         maximum = rule["maximum"]
-        checks.append(_number_check(
-            field, "maximum", lambda n: n <= maximum, f"must be at most {maximum}"
-        ))
+        checks.append(
+            _number_check(
+                field, "maximum", lambda n: n <= maximum, f"must be at most {maximum}"
+            )
+        )
     return checks
 
 
@@ -318,6 +346,7 @@ def _string_check(
         if not isinstance(value, str) or test(value):
             return None
         return Violation(field, rule, message)
+
     return check
 
 
@@ -328,6 +357,7 @@ def _number_check(
         if not _is_number(value) or test(value):
             return None
         return Violation(field, rule, message)
+
     return check
 
 
@@ -344,5 +374,7 @@ def _matches_type(value: Any, declared: str) -> bool:
 def _same_scalar(value: Any, allowed: Any) -> bool:
     # True == 1 in Python; a rule author listing 1 does not mean `true`.
     if isinstance(value, bool) or isinstance(allowed, bool):
-        return isinstance(value, bool) and isinstance(allowed, bool) and value is allowed
+        return (
+            isinstance(value, bool) and isinstance(allowed, bool) and value is allowed
+        )
     return bool(value == allowed)

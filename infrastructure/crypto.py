@@ -63,7 +63,9 @@ class DeploymentKey:
         path = directory / KEY_FILE_NAME
         if not path.exists():
             directory.mkdir(parents=True, exist_ok=True)
-            temporary = directory / f".{KEY_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+            temporary = (
+                directory / f".{KEY_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+            )
             descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(descriptor, "w") as file:
                 file.write(secrets.token_urlsafe(32))

@@ -73,7 +73,7 @@ class StoreLocation:
                 password=unquote(parts.password or ""),
                 schema=schema,
             )
-        msg = f"unsupported database URL scheme {parts.scheme!r}; use sqlite or postgresql"
+        msg = f"unsupported URL scheme {parts.scheme!r}; use sqlite or postgresql"
         raise ValueError(msg)
 
     @property

@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 A = TypeVar("A", bound=Aggregate)
 
 #: Fields the library keeps in its own columns, and the read-only erased mark.
-NOT_STORED: Final = frozenset({"originator_id", "originator_version", "erased"})
+NOT_STORED: Final = {"originator_id", "originator_version", "erased"}
 APPLICATION_NAME: Final = "Headwater"
 
 
@@ -81,7 +81,9 @@ class PydanticMapper(Mapper[UUID]):
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         return self.to_domain_events([stored_event])[0]
 
-    def to_domain_events(self, stored_events: Sequence[StoredEvent]) -> list[DomainEvent]:
+    def to_domain_events(
+        self, stored_events: Sequence[StoredEvent]
+    ) -> list[DomainEvent]:
         """Decode many events, fetching every key they need in one batch."""
         decoded: list[tuple[type[DomainEvent], StoredEvent, dict[str, Any]]] = []
         key_ids: set[str] = set()
@@ -104,7 +106,10 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     """SQLite recorder that chains each event in its insert transaction."""
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), *chain.TABLE_STATEMENTS["sqlite"]]
+        return [
+            *super().construct_create_table_statements(),
+            *chain.TABLE_STATEMENTS["sqlite"],
+        ]
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -121,7 +126,9 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
                     "SELECT link FROM event_chain ORDER BY position DESC LIMIT 1"
                 )
                 row = cursor.fetchone()
-                links = _links(row[0] if row else chain.GENESIS, stored_events, positions)
+                links = _links(
+                    row[0] if row else chain.GENESIS, stored_events, positions
+                )
                 cursor.sqlite_cursor.executemany(
                     "INSERT INTO event_chain (position, link) VALUES (?, ?)", links
                 )
@@ -147,13 +154,17 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     the last link read here cannot change before this transaction commits.
     """
 
-    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
+    def __init__(
+        self, datastore: Any, *, events_table_name: str = "stored_events"
+    ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(self.datastore.schema)
         self.sql_create_statements.append(
-            SQL(chain.TABLE_STATEMENTS["postgres"][0].replace(
-                "event_chain", "{schema}.event_chain"
-            )).format(schema=schema)
+            SQL(
+                chain.TABLE_STATEMENTS["postgres"][0].replace(
+                    "event_chain", "{schema}.event_chain"
+                )
+            ).format(schema=schema)
         )
         self._select_last_link = SQL(
             "SELECT link FROM {schema}.event_chain ORDER BY position DESC LIMIT 1"
@@ -165,7 +176,9 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        positions = super()._fetch_ids_after_insert_events(
+            curs, stored_events, **kwargs
+        )
         assert positions is not None
         curs.execute(self._select_last_link, prepare=True)
         row = curs.fetchone()
@@ -220,7 +233,9 @@ class EventStoreApplication(Application[UUID]):
             self._on_recorded(recordings[-1].notification.id)
 
 
-def library_environment(location: StoreLocation, *, create_tables: bool) -> dict[str, str]:
+def library_environment(
+    location: StoreLocation, *, create_tables: bool
+) -> dict[str, str]:
     """The `eventsourcing` settings for a store location."""
     env = {"CREATE_TABLE": "y" if create_tables else "n"}
     if location.dialect == "sqlite":
@@ -258,7 +273,7 @@ class LibraryEventStore:
     def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         with _translated_errors():
             try:
-                aggregate = self.application.repository.get(aggregate_id)
+                aggregate: object = self.application.repository.get(aggregate_id)
             except AggregateNotFoundError:
                 return None
         return aggregate if isinstance(aggregate, kind) else None
@@ -324,15 +339,13 @@ class _translated_errors:  # noqa: N801 - used as a context manager
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> bool:
-        if error is None:
-            return False
+    def __exit__(
+        self, kind: object, error: BaseException | None, trace: object
+    ) -> None:
         if isinstance(error, IntegrityError):
             raise ConcurrencyConflict(str(error)) from error
         if isinstance(error, OperationalError | InterfaceError):
-            raise StoreUnavailable(f"the event store is unavailable: {error}") from error
+            msg = f"the event store is unavailable: {error}"
+            raise StoreUnavailable(msg) from error
         if isinstance(error, PersistenceError):
             raise StoreUnavailable(f"the event store failed: {error}") from error
-        return False
-
-

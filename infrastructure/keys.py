@@ -27,6 +27,10 @@ CACHE_SIZE: Final = 50_000
 #: SQLite allows 999 parameters in older builds; stay well below.
 FETCH_BATCH: Final = 500
 
+SELECT_KEYS: Final = (
+    "SELECT subject_id, wrapped_key FROM subject_keys WHERE subject_id IN ({marks})"
+)
+
 TABLE_STATEMENTS: Final = {
     "sqlite": [
         "CREATE TABLE IF NOT EXISTS subject_keys ("
@@ -91,7 +95,9 @@ class SubjectKeyStore:
 
     def destroy(self, subject_id: str) -> None:
         with self._database.transaction() as cursor:
-            cursor.execute("DELETE FROM subject_keys WHERE subject_id = %s", (subject_id,))
+            cursor.execute(
+                "DELETE FROM subject_keys WHERE subject_id = %s", (subject_id,)
+            )
         self.forget(subject_id)
         logger.info("destroyed the key of one subject")
 
@@ -105,12 +111,9 @@ class SubjectKeyStore:
         with self._database.reading() as cursor:
             for start in range(0, len(subject_ids), FETCH_BATCH):
                 chunk = subject_ids[start : start + FETCH_BATCH]
-                marks = ", ".join(["%s"] * len(chunk))
-                cursor.execute(
-                    "SELECT subject_id, wrapped_key FROM subject_keys"
-                    f" WHERE subject_id IN ({marks})",  # noqa: S608 - placeholders only
-                    chunk,
-                )
+                # Only placeholders are interpolated; the ids are parameters.
+                query = SELECT_KEYS.format(marks=", ".join(["%s"] * len(chunk)))
+                cursor.execute(query, chunk)
                 for subject, wrapped in cursor.fetchall():
                     loaded[subject] = self._unwrap(subject, bytes(wrapped))
         with self._lock:

@@ -109,7 +109,9 @@ def _prepare_postgres(location: StoreLocation) -> None:
 
 
 def _create_library_tables(location: StoreLocation) -> None:
-    env = Environment(APPLICATION_NAME, library_environment(location, create_tables=True))
+    env = Environment(
+        APPLICATION_NAME, library_environment(location, create_tables=True)
+    )
     factory = InfrastructureFactory.construct(env)
     try:
         factory.application_recorder()
@@ -141,5 +143,5 @@ def _postgres_version(connection: psycopg.Connection[Any], schema: str) -> int |
 RECORD_VERSION: Final = (
     VERSION_STATEMENT,
     "DELETE FROM headwater_schema",
-    f"INSERT INTO headwater_schema (version) VALUES ({SCHEMA_VERSION})",
+    f"INSERT INTO headwater_schema (version) VALUES ({SCHEMA_VERSION})",  # noqa: S608
 )

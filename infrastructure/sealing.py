@@ -33,7 +33,9 @@ class MissingSubjectKey(RuntimeError):
 
 
 @cache
-def sensitive_fields(event_type: type[DomainEvent]) -> tuple[tuple[str, str, Sensitive], ...]:
+def sensitive_fields(
+    event_type: type[DomainEvent],
+) -> tuple[tuple[str, str, Sensitive], ...]:
     """(attribute, stored name, marker) for each sensitive field of a class."""
     found = []
     for name, info in event_type.model_fields.items():

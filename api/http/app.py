@@ -1,0 +1,184 @@
+"""The Starlette application: routes, and the one place errors become HTTP."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Final
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from api.bootstrap import Container
+from api.http import integrations, tokens
+from api.http.jsonio import JSONResponse
+from api.http.openapi import PREFIX, admin_document
+from api.http.problems import TITLES, ProblemError, problem_response
+from api.http.representations import public_base
+from api.http.routing import AdminRoute, starlette_route
+from application.errors import (
+    ConcurrencyConflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    StoreUnavailable,
+    Unauthenticated,
+    VersionMismatch,
+)
+from domain.errors import InvalidInput, StateConflict
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS: Final = "5"
+ADMIN_ROUTES: Final[tuple[AdminRoute, ...]] = (*integrations.ROUTES, *tokens.ROUTES)
+
+
+def create_app(
+    container: Container,
+    *,
+    admin_routes: Iterable[AdminRoute] = ADMIN_ROUTES,
+    extra_routes: Iterable[BaseRoute] = (),
+) -> Starlette:
+    """The ASGI application over an already built container."""
+    admin = tuple(admin_routes)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(admin_document(admin, base=public_base(request)))
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/problems/{slug}", problem_page, methods=["GET"]),
+        Route(PREFIX + "/openapi.json", openapi, methods=["GET"]),
+        *(starlette_route(route, PREFIX) for route in admin),
+        *extra_routes,
+    ]
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app.state.container = container
+    app.state.public_base_url = container.settings.public_base_url
+    return app
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    container: Container = request.app.state.container
+    try:
+        head = await run_in_threadpool(container.events.head)
+    except StoreUnavailable:
+        return JSONResponse(
+            {"status": "unavailable", "store": "unreachable"},
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    return JSONResponse({"status": "ready", "store": "ok", "headPosition": head})
+
+
+async def problem_page(request: Request) -> Response:
+    slug = request.path_params["slug"]
+    if slug not in TITLES:
+        raise ProblemError(404, "not-found", "no such problem type")
+    return HTMLResponse(
+        f"<!doctype html><title>{TITLES[slug]}</title>"
+        f"<h1>{TITLES[slug]}</h1><p>Problem type <code>{slug}</code> of Headwater. "
+        "The answer's detail and errors fields say what to change.</p>"
+    )
+
+
+async def on_problem(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ProblemError)
+    return problem_response(
+        request,
+        error.status,
+        error.slug,
+        error.detail,
+        errors=error.errors,
+        headers=error.headers,
+    )
+
+
+async def on_invalid_input(request: Request, error: Exception) -> Response:
+    assert isinstance(error, InvalidInput)
+    errors = [
+        {"field": p.field, "rule": p.rule, "message": p.message} for p in error.problems
+    ]
+    count = len(errors)
+    detail = f"{count} problem{'s' if count != 1 else ''}; see errors"
+    return problem_response(request, 422, "validation-failed", detail, errors=errors)
+
+
+async def on_unauthenticated(request: Request, error: Exception) -> Response:
+    challenge = 'Bearer realm="headwater"'
+    if request.headers.get("authorization"):
+        challenge += ', error="invalid_token"'
+    return problem_response(
+        request,
+        401,
+        "unauthenticated",
+        str(error),
+        headers={"WWW-Authenticate": challenge},
+    )
+
+
+async def on_unavailable(request: Request, error: Exception) -> Response:
+    logger.warning("answered 503: %s", error)
+    return problem_response(
+        request,
+        503,
+        "store-unavailable",
+        "the store is unavailable; nothing was written, retry later",
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def on_http(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    if error.status_code == 405:
+        return problem_response(
+            request,
+            405,
+            "method-not-allowed",
+            f"{request.method} is not allowed here",
+            headers=dict(error.headers or {}),
+        )
+    if error.status_code == 404:
+        return problem_response(request, 404, "not-found", "nothing is here")
+    return problem_response(
+        request, error.status_code, "malformed-request", str(error.detail)
+    )
+
+
+async def on_unexpected(request: Request, error: Exception) -> Response:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem_response(
+        request, 500, "internal-error", "an unexpected error occurred; it was logged"
+    )
+
+
+def _simple(status: int, slug: str) -> Any:
+    async def handler(request: Request, error: Exception) -> Response:
+        return problem_response(request, status, slug, str(error))
+
+    return handler
+
+
+EXCEPTION_HANDLERS: Final[dict[Any, Any]] = {
+    ProblemError: on_problem,
+    InvalidInput: on_invalid_input,
+    StateConflict: _simple(409, "conflict"),
+    NotFound: _simple(404, "not-found"),
+    Gone: _simple(410, "gone"),
+    VersionMismatch: _simple(412, "precondition-failed"),
+    ConcurrencyConflict: _simple(409, "conflict"),
+    Unauthenticated: on_unauthenticated,
+    Forbidden: _simple(403, "forbidden"),
+    StoreUnavailable: on_unavailable,
+    HTTPException: on_http,
+    Exception: on_unexpected,
+}
