@@ -24,23 +24,34 @@ from domain.rules import parse_rules
 
 MAX_ORIGINS: Final = 100
 MAX_URL_LENGTH: Final = 2000
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
 def _origin(value: str) -> str:
+    """The origin as a browser sends it: lower case, without a default port."""
     if value == "*":
         return value
+    msg = f"{value!r} is not an origin; write scheme://host[:port], or *"
     parts = urlsplit(value)
+    try:
+        # Raises for a port that is not a number from 0 to 65535.
+        port = parts.port
+    except ValueError:
+        raise ValueError(msg) from None
     if (
-        parts.scheme not in ("http", "https")
+        parts.scheme not in DEFAULT_PORTS
         or not parts.hostname
+        or parts.netloc.endswith(":")
+        or "@" in parts.netloc
         or parts.path not in ("", "/")
         or parts.query
         or parts.fragment
-        or parts.username
     ):
-        msg = f"{value!r} is not an origin; write scheme://host[:port], or *"
         raise ValueError(msg)
-    return value.rstrip("/").lower()
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is None or port == DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
 
 
 def _redirect(value: str) -> str:

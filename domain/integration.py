@@ -31,7 +31,8 @@ def new_endpoint_id() -> str:
 
 
 def is_endpoint_id(value: str) -> bool:
-    return bool(ENDPOINT_ID_FORMAT.match(value))
+    # fullmatch: `$` alone would also accept a trailing newline.
+    return bool(ENDPOINT_ID_FORMAT.fullmatch(value))
 
 
 class Status(StrEnum):

@@ -35,6 +35,7 @@ CUSTOM_NAME: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 def is_custom_field(name: str) -> bool:
     """Whether `name` is written `custom.<name>` with a valid custom name."""
+    # fullmatch: `$` alone would also accept a trailing newline.
     return name.startswith(CUSTOM_PREFIX) and bool(
-        CUSTOM_NAME.match(name.removeprefix(CUSTOM_PREFIX))
+        CUSTOM_NAME.fullmatch(name.removeprefix(CUSTOM_PREFIX))
     )

@@ -41,6 +41,13 @@ EMAIL: Final = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
+FULL_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+DATE_TIME: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+#: RFC 3986 unreserved, reserved and percent characters: no space, no non-ASCII.
+URI_CHARACTERS: Final = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
 def is_email(value: str) -> bool:
@@ -48,30 +55,39 @@ def is_email(value: str) -> bool:
     if len(value) > 254 or "@" not in value:
         return False
     local = value.rsplit("@", 1)[0]
-    return len(local) <= 64 and bool(EMAIL.match(value))
+    # fullmatch: `$` alone would also accept a trailing newline.
+    return len(local) <= 64 and bool(EMAIL.fullmatch(value))
 
 
 def is_date(value: str) -> bool:
+    """RFC 3339 full-date, `YYYY-MM-DD`, and a day that exists."""
+    # The pattern first: `date.fromisoformat` also takes week dates (2024-W01-1).
+    if not FULL_DATE.fullmatch(value):
+        return False
     try:
         date.fromisoformat(value)
     except ValueError:
         return False
-    return len(value) == 10
+    return True
 
 
 def is_date_time(value: str) -> bool:
-    """RFC 3339: a date, a time, and an offset or `Z`."""
-    if len(value) < 20 or value[10] not in "Tt":
+    """RFC 3339: a date, a time with seconds, and an offset or `Z`."""
+    # The pattern first: `datetime.fromisoformat` also takes a time without
+    # seconds, an offset without minutes and week dates.
+    if not DATE_TIME.fullmatch(value):
         return False
     try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+        datetime.fromisoformat(value.upper())
     except ValueError:
         return False
-    return parsed.tzinfo is not None
+    return True
 
 
 def is_uri(value: str) -> bool:
-    """An absolute URI: a scheme and something after it."""
+    """An absolute URI: a scheme and something after it, in URI characters."""
+    if not URI_CHARACTERS.fullmatch(value):
+        return False
     parts = urlsplit(value)
     return bool(parts.scheme) and bool(parts.netloc or parts.path)
 
@@ -171,7 +187,8 @@ def _rule_problems(  # noqa: PLR0912
         else:
             try:
                 re.compile(pattern)
-            except re.error as error:
+            # A repetition count beyond the engine's limit is an OverflowError.
+            except (re.error, OverflowError) as error:
                 bad("pattern", "valid-regex", f"invalid regular expression: {error}")
 
     if "enum" in rule:
@@ -367,7 +384,10 @@ def _matches_type(value: Any, declared: str) -> bool:
     if declared == "boolean":
         return isinstance(value, bool)
     if declared == "integer":
-        return _is_number(value) and float(value).is_integer()
+        # No float(value) for ints: a huge JSON integer would overflow.
+        if isinstance(value, float):
+            return value.is_integer()
+        return _is_number(value)
     return _is_number(value)
 
 
