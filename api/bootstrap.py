@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from api.settings import Settings
 from application.access import AccessTokens
 from application.integrations import Integrations
+from application.ports import Clock
 from infrastructure.crypto import DeploymentKey, HmacFingerprints
 from infrastructure.database import Database, StoreLocation, open_database
 from infrastructure.eventstore import (
@@ -42,7 +43,7 @@ class Container:
     events: LibraryEventStore
     integrations: Integrations
     tokens: AccessTokens
-    clock: SystemClock
+    clock: Clock
 
     def close(self) -> None:
         self.events.close()
@@ -55,8 +56,11 @@ def deployment_key_for(settings: Settings) -> DeploymentKey:
     return DeploymentKey.load_or_generate(settings.var_directory)
 
 
-def build(settings: Settings) -> Container:
-    """Prepare the store (idempotent) and wire every service to it."""
+def build(settings: Settings, *, clock: Clock | None = None) -> Container:
+    """Prepare the store (idempotent) and wire every service to it.
+
+    `clock` defaults to the system clock; tests pass one they can move.
+    """
     location = StoreLocation.parse(settings.database_url, base=settings.home)
     deployment_key = deployment_key_for(settings)
     prepare_store(location)
@@ -68,7 +72,7 @@ def build(settings: Settings) -> Container:
         library_environment(location, create_tables=False), sealer=sealer
     )
     events = LibraryEventStore(application)
-    clock = SystemClock()
+    clock = clock or SystemClock()
     fingerprints = HmacFingerprints(deployment_key)
     return Container(
         settings=settings,

@@ -17,7 +17,7 @@ from api.http.routing import AdminRoute, container_of
 from api.http.specs import integration_spec
 from application.integrations import Changed
 from domain.access import AccessToken, Permission
-from domain.configuration import SECRET_FIELD
+from domain.configuration import SECRET_FIELD, parse_configuration
 from domain.errors import InvalidInput, Problem
 from domain.integration import SecretUpdate
 
@@ -93,8 +93,12 @@ async def save_changes(request: Request, caller: AccessToken) -> Response:
     identifier = integration_id(request)
     expected = expected_version(request)
     body = await read_json_object(request)
-    secret = secret_update(body)
     configuration = {k: v for k, v in body.items() if k != SECRET_FIELD}
+    try:
+        secret = secret_update(body)
+    except InvalidInput as error:
+        # One answer lists every problem, so check the rest of the body too.
+        raise InvalidInput(error.problems + other_problems(configuration)) from None
     integrations = container_of(request).integrations
     change = await run_in_threadpool(
         lambda: integrations.save_changes(
@@ -142,6 +146,15 @@ def secret_update(body: dict[str, Any]) -> SecretUpdate:
             ]
         )
     return SecretUpdate("set", value)
+
+
+def other_problems(configuration: dict[str, Any]) -> list[Problem]:
+    """The configuration's problems, supposing a secret was given with it."""
+    try:
+        parse_configuration(configuration, secret_set=True)
+    except InvalidInput as error:
+        return error.problems
+    return []
 
 
 def lifecycle(command: str) -> Any:
