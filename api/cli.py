@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 from uuid import UUID
 
-from api.bootstrap import build
+import orjson
+
+from api.bootstrap import Container, build
 from api.http.jsonio import parse_instant, rfc3339
 from api.http.problems import ProblemError
 from api.logs import configure_logging
@@ -20,6 +25,8 @@ from application.errors import ApplicationError
 from domain.access import Role
 from domain.errors import DomainError, InvalidInput
 from domain.model import Actor
+from infrastructure.projections.catalog import NAMES
+from infrastructure.projections.runner import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +84,30 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token_commands.add_parser("revoke", help="revoke a token by id")
     revoke.add_argument("token_id", type=UUID)
     revoke.set_defaults(run=_tokens_revoke)
+
+    projector = commands.add_parser(
+        "projector", help="run the projections alone (as standby if another holds them)"
+    )
+    projector.set_defaults(run=_projector)
+
+    projections = commands.add_parser(
+        "projections", help="projection status and rebuilds"
+    )
+    projection_commands = projections.add_subparsers(required=True, metavar="action")
+    status = projection_commands.add_parser("status", help="positions and lag")
+    status.set_defaults(run=_projections_status)
+    rebuild = projection_commands.add_parser("rebuild", help="rebuild from zero")
+    rebuild.add_argument("name", help=f"one of {', '.join(NAMES)}, or all")
+    rebuild.set_defaults(run=_projections_rebuild)
+
+    events = commands.add_parser("events", help="the event log")
+    event_commands = events.add_subparsers(required=True, metavar="action")
+    export = event_commands.add_parser("export", help="stream the log as NDJSON")
+    export.add_argument(
+        "--after", type=int, default=0, help="start after this position"
+    )
+    export.add_argument("--output", help="write to this file instead of stdout")
+    export.set_defaults(run=_events_export)
     return parser
 
 
@@ -134,6 +165,130 @@ def _tokens_revoke(settings: Settings, arguments: argparse.Namespace) -> int:
     finally:
         container.close()
     print(f"revoked {token.id} ({token.name})")
+    return 0
+
+
+def _projector(settings: Settings, _arguments: argparse.Namespace) -> int:
+    container = build(settings)
+    supervisor = Supervisor(container.projector)
+    stop = signal_stop(supervisor)
+    print(f"projecting {', '.join(NAMES)}; Ctrl+C to stop", file=sys.stderr)
+    try:
+        supervisor.run_in_foreground()
+    finally:
+        stop()
+        container.close()
+    return 0
+
+
+def signal_stop(supervisor: Supervisor) -> Callable[[], None]:
+    """Stop `supervisor` on SIGINT or SIGTERM; answers a function that restores."""
+    previous = {
+        number: signal.signal(number, lambda *_: supervisor.stop(timeout=0))
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
+
+    def restore() -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore
+
+
+def _projections_status(settings: Settings, _arguments: argparse.Namespace) -> int:
+    container = build(settings)
+    try:
+        states = container.read_side.status()
+    finally:
+        container.close()
+    print(f"{'projection':14} {'position':>10} {'head':>10} {'lag':>8}  rebuild")
+    for state in states:
+        rebuild = state["rebuild"]
+        note = f"at {rebuild['position']} (lag {rebuild['lag']})" if rebuild else "-"
+        print(
+            f"{state['name']:14} {state['position']:>10} {state['headPosition']:>10}"
+            f" {state['lag']:>8}  {note}"
+        )
+    return 0
+
+
+def _projections_rebuild(settings: Settings, arguments: argparse.Namespace) -> int:
+    names = list(NAMES) if arguments.name == "all" else [arguments.name]
+    unknown = [n for n in names if n not in NAMES]
+    if unknown:
+        choices = ", ".join(NAMES)
+        print(
+            f"headwater: no projection {unknown[0]!r}; use one of {choices} or all",
+            file=sys.stderr,
+        )
+        return 2
+    container = build(settings)
+    try:
+        for name in names:
+            container.read_side.rebuild(name)
+        # Rebuild here if no running process holds these projections; else
+        # the holder rebuilds and this only watches.
+        supervisor = container.run_projections(names)
+        restore = signal_stop(supervisor)
+        try:
+            watch_rebuild(container, names)
+        finally:
+            restore()
+    finally:
+        container.close()
+    return 0
+
+
+def watch_rebuild(
+    container: Container, names: list[str], *, out: TextIO = sys.stderr
+) -> None:
+    """A progress bar with events/s and ETA until every rebuild has switched."""
+    started = time.monotonic()
+    first: int | None = None
+    while True:
+        states = [s for s in container.read_side.status() if s["name"] in names]
+        pending = [s for s in states if s["rebuild"] is not None]
+        head = max((s["headPosition"] for s in states), default=0)
+        if not pending:
+            out.write(
+                f"\rrebuilt {', '.join(names)} through position {head}{' ' * 30}\n"
+            )
+            out.flush()
+            return
+        done = min(s["rebuild"]["position"] for s in pending)
+        first = done if first is None else first
+        elapsed = max(time.monotonic() - started, 1e-6)
+        rate = (done - first) / elapsed
+        eta = (head - done) / rate if rate > 0 else float("inf")
+        share = done / head if head else 1.0
+        bar = "#" * int(share * 30)
+        eta_text = (
+            "--:--"
+            if eta == float("inf")
+            else f"{int(eta) // 60:02d}:{int(eta) % 60:02d}"
+        )
+        out.write(
+            f"\r[{bar:<30}] {share:6.1%} {done}/{head} events"
+            f"  {rate:,.0f} events/s  ETA {eta_text}"
+        )
+        out.flush()
+        time.sleep(0.5)
+
+
+def _events_export(settings: Settings, arguments: argparse.Namespace) -> int:
+    container = build(settings)
+    try:
+        target = open(arguments.output, "wb") if arguments.output else sys.stdout.buffer  # noqa: SIM115
+        try:
+            for line in container.event_log.lines(after=arguments.after, limit=None):
+                target.write(orjson.dumps(line) + b"\n")
+        finally:
+            if arguments.output:
+                target.close()
+            else:
+                target.flush()
+    finally:
+        container.close()
     return 0
 
 

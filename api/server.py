@@ -50,24 +50,28 @@ def announce(container: Container, address: str) -> None:
     print("\n".join(lines), file=sys.stdout, flush=True)
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
+def serve(
+    settings: Settings, *, host: str, port: int, workers: int, projections: bool = True
+) -> int:
+    """Serve HTTP; unless told not to, run the projections in this process too."""
     address = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     if settings.public_base_url is None:
         settings = settings.model_copy(update={"public_base_url": address})
     container = build(settings)
     announce(container, address)
     config = hypercorn_config(host, port, workers)
-
-    if workers > 1:
-        # Each worker builds its own container from the environment.
-        container.close()
-        os.environ["HEADWATER_PUBLIC_BASE_URL"] = settings.public_base_url or address
-        config.application_path = "api.http.asgi:create()"
-        return hypercorn_run(config)
-
-    app = create_app(container)
+    if projections:
+        container.run_projections()
     try:
-        asyncio.run(_serve_until_signalled(app, config))
+        if workers > 1:
+            # Each worker builds its own container from the environment; this
+            # process only runs the projections and watches the workers.
+            os.environ["HEADWATER_PUBLIC_BASE_URL"] = (
+                settings.public_base_url or address
+            )
+            config.application_path = "api.http.asgi:create()"
+            return hypercorn_run(config)
+        asyncio.run(_serve_until_signalled(create_app(container), config))
     finally:
         container.close()
     return 0

@@ -53,6 +53,10 @@ class EventStore(Protocol):
         """
         ...
 
+    def record(self, *aggregates: Aggregate) -> dict[UUID, int]:
+        """Like `save`, answering the position of each aggregate's last event."""
+        ...
+
     def read(
         self,
         *,
@@ -100,3 +104,28 @@ class Clock(Protocol):
     """Why: retention and expiry depend on the time, which tests move."""
 
     def now(self) -> datetime: ...
+
+
+class CaptchaUnavailable(Exception):
+    """The CAPTCHA verifier timed out, failed or answered nonsense."""
+
+
+class CaptchaVerdict(Protocol):
+    """The verifier's answer: whether the token passed, and its score if any."""
+
+    @property
+    def success(self) -> bool: ...
+
+    @property
+    def score(self) -> float | None: ...
+
+
+class CaptchaVerifier(Protocol):
+    """Why: a CAPTCHA token is only worth what the verifier says of it, and
+    the verifier is a remote service that can be slow or down."""
+
+    async def verify(
+        self, *, secret: str, token: str, client_ip: str | None
+    ) -> CaptchaVerdict:
+        """The verifier's verdict; raises `CaptchaUnavailable` when it fails."""
+        ...

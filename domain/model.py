@@ -185,6 +185,14 @@ class Aggregate:
     def has_pending_events(self) -> bool:
         return bool(self._pending_events)
 
+    @property
+    def is_new(self) -> bool:
+        """Whether this aggregate's first event is still waiting to be saved."""
+        return (
+            bool(self._pending_events)
+            and self._pending_events[0].originator_version == 1
+        )
+
     def _unexpected(self, event: DomainEvent) -> DomainError:
         return DomainError(
             f"{type(self).__name__} does not know event {type(event).__name__}"

@@ -88,6 +88,18 @@ class StoreLocation:
             application_name="headwater",
         )
 
+    @property
+    def read_models(self) -> StoreLocation:
+        """Where the read models live: beside the events on PostgreSQL, in a
+        file of their own on SQLite (so projections never wait for the one
+        writer of the events file)."""
+        if self.dialect == "postgres" or self.path is None:
+            return self
+        return StoreLocation(
+            dialect="sqlite",
+            path=self.path.with_name(f"{self.path.stem}-readmodels.db"),
+        )
+
     def describe(self) -> str:
         """Where the store is, without any password."""
         if self.dialect == "sqlite":

@@ -296,6 +296,15 @@ class LibraryEventStore:
             recordings = self.application.save(*aggregates)
         return recordings[-1].notification.id if recordings else None
 
+    def record(self, *aggregates: Aggregate) -> dict[UUID, int]:
+        with _translated_errors():
+            recordings = self.application.save(*aggregates)
+        # Later recordings of an aggregate overwrite earlier ones: its last event.
+        return {
+            cast(UUID, r.notification.originator_id): r.notification.id
+            for r in recordings
+        }
+
     def read(
         self,
         *,

@@ -21,13 +21,15 @@ from eventsourcing.utils import Environment
 from psycopg import sql
 
 from infrastructure import keys
-from infrastructure.database import StoreLocation, open_sqlite
+from infrastructure.database import StoreLocation, open_database, open_sqlite
 from infrastructure.eventstore import APPLICATION_NAME, library_environment
+from infrastructure.projections.base import Registry
+from infrastructure.projections.catalog import all_projections
 
 logger = logging.getLogger(__name__)
 
 #: Raise when a table is added or changed, so that existing stores upgrade.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 ADVISORY_LOCK_NAME: Final = "headwater schema"
 
 #: Headwater's own tables, beside the library's events table.
@@ -59,6 +61,7 @@ def _prepare_sqlite(location: StoreLocation) -> None:
             for statements in TABLE_STATEMENTS:
                 for statement in statements["sqlite"]:
                     connection.execute(statement)
+            _prepare_read_models(location)
             for statement in RECORD_VERSION:
                 connection.execute(statement)
             connection.commit()
@@ -97,6 +100,7 @@ def _prepare_postgres(location: StoreLocation) -> None:
                 )
             )
             _create_library_tables(location)
+            _prepare_read_models(location)
             with connection.transaction():
                 for statements in TABLE_STATEMENTS:
                     for statement in statements["postgres"]:
@@ -106,6 +110,14 @@ def _prepare_postgres(location: StoreLocation) -> None:
             logger.info("prepared the store: %s", location.describe())
         finally:
             connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock,))
+
+
+def _prepare_read_models(location: StoreLocation) -> None:
+    database = open_database(location.read_models)
+    try:
+        Registry(database, all_projections()).prepare()
+    finally:
+        database.close()
 
 
 def _create_library_tables(location: StoreLocation) -> None:

@@ -65,8 +65,8 @@ class FieldSealer:
 
     def seal(self, event: DomainEvent, state: dict[str, Any]) -> None:
         """Replace the sensitive values in `state` (the event's stored form)."""
-        for attribute, stored_name, marker in sensitive_fields(type(event)):
-            value = getattr(event, attribute)
+        for _, stored_name, marker in sensitive_fields(type(event)):
+            value = state.get(stored_name)
             if value is None:
                 continue
             key_id = self._key_id_for(event, marker)
@@ -157,7 +157,22 @@ class FieldSealer:
                 items.append(opened_item)
                 lost = lost or item_lost
             return items, lost
+        if not isinstance(value, str):
+            # Inside a sealed field only strings are sealed; flags stay clear.
+            return value, False
         return self.open_envelope(value, keys)
+
+    def open_documents(self, documents: list[Any]) -> list[tuple[Any, bool]]:
+        """Open several sealed documents with one batched key lookup.
+
+        Each answer is (opened document, whether a value's key was gone).
+        """
+        key_ids: set[str] = set()
+        for document in documents:
+            _collect_key_ids(document, key_ids)
+        key_ids.discard(DEPLOYMENT_KEY_ID)
+        keys = self.prefetch(key_ids) if key_ids else {}
+        return [self._open_tree(document, keys) for document in documents]
 
     def open_envelope(self, envelope: str, keys: dict[str, bytes]) -> tuple[Any, bool]:
         """One sealed value: (value, False), or (None, True) if its key is gone."""
@@ -175,7 +190,9 @@ class FieldSealer:
 
 def _collect_key_ids(value: Any, found: set[str]) -> None:
     if isinstance(value, str):
-        found.add(value.partition(":")[0])
+        key_id, separator, _ = value.partition(":")
+        if separator:
+            found.add(key_id)
     elif isinstance(value, dict):
         for item in value.values():
             _collect_key_ids(item, found)

@@ -71,7 +71,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def container(settings: Settings) -> Iterator[Container]:
+    """The services over a fresh store, with projections running in-process."""
     built = build(settings)
+    built.run_projections()
     try:
         yield built
     finally:

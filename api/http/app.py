@@ -14,10 +14,11 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from api.bootstrap import Container
-from api.http import integrations, tokens
+from api.http import integrations, reading, submissions, tokens
 from api.http.jsonio import JSONResponse
 from api.http.openapi import PREFIX, admin_document
 from api.http.problems import TITLES, ProblemError, problem_response
+from api.http.ratelimit import RateLimiter, parse_networks
 from api.http.representations import public_base
 from api.http.routing import AdminRoute, starlette_route
 from application.errors import (
@@ -34,7 +35,11 @@ from domain.errors import InvalidInput, StateConflict
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS: Final = "5"
-ADMIN_ROUTES: Final[tuple[AdminRoute, ...]] = (*integrations.ROUTES, *tokens.ROUTES)
+ADMIN_ROUTES: Final[tuple[AdminRoute, ...]] = (
+    *integrations.ROUTES,
+    *tokens.ROUTES,
+    *reading.ROUTES,
+)
 
 
 def create_app(
@@ -55,11 +60,15 @@ def create_app(
         Route("/problems/{slug}", problem_page, methods=["GET"]),
         Route(PREFIX + "/openapi.json", openapi, methods=["GET"]),
         *(starlette_route(route, PREFIX) for route in admin),
+        *submissions.ROUTES,
         *extra_routes,
     ]
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    settings = container.settings
     app.state.container = container
-    app.state.public_base_url = container.settings.public_base_url
+    app.state.public_base_url = settings.public_base_url
+    app.state.rate_limiter = RateLimiter(settings.rate_limit)
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     return app
 
 

@@ -12,7 +12,13 @@ from starlette.responses import Response
 
 from api.http.jsonio import JSONResponse, parse_instant, read_json_object
 from api.http.problems import ProblemError
-from api.http.representations import history_entry, integration_json, public_base
+from api.http.reading import MIN_POSITION, POSITION_HEADER, at_least
+from api.http.representations import (
+    history_entry,
+    integration_json,
+    integration_row_json,
+    public_base,
+)
 from api.http.routing import AdminRoute, container_of
 from api.http.specs import integration_spec
 from application.integrations import Changed
@@ -22,7 +28,7 @@ from domain.errors import InvalidInput, Problem
 from domain.integration import SecretUpdate
 
 MAX_SECRET_LENGTH: Final = 1000
-ENTITY_TAG: Final = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+ENTITY_TAG: Final = re.compile(r'^\s*"?(\d+)"?\s*$')
 
 
 def integration_id(request: Request) -> UUID:
@@ -65,10 +71,17 @@ async def create(request: Request, caller: AccessToken) -> Response:
 
 
 async def list_all(request: Request, caller: AccessToken) -> Response:
-    integrations = await run_in_threadpool(container_of(request).integrations.list)
+    """The integrations read model; `?minPosition=` waits for a write to show."""
+    await at_least(request, "integrations")
+    read_models = container_of(request).read_side.read_models
+    found = await run_in_threadpool(read_models.integrations)
     base = public_base(request)
     return JSONResponse(
-        {"items": [integration_json(i, base) for i in integrations], "nextCursor": None}
+        {
+            "items": [integration_row_json(r, base) for r in found.rows],
+            "nextCursor": None,
+        },
+        headers={POSITION_HEADER: str(found.position)},
     )
 
 
@@ -113,7 +126,10 @@ async def save_changes(request: Request, caller: AccessToken) -> Response:
 
 
 def expected_version(request: Request) -> int | None:
-    """The version named by `If-Match`, if any (`*` matches any version)."""
+    """The version named by `If-Match`, if any (`*` matches any version).
+
+    If-Match uses strong comparison (RFC 9110): a weak tag never matches.
+    """
     header = request.headers.get("if-match")
     if header is None or header.strip() == "*":
         return None
@@ -122,7 +138,7 @@ def expected_version(request: Request) -> int | None:
         raise ProblemError(
             412,
             "precondition-failed",
-            f'If-Match must be an entity tag like "3", as the ETag header gives; '
+            f'If-Match must be the entity tag the ETag header gave, like "3"; '
             f"got {header[:40]!r}",
         )
     return int(match.group(1))
@@ -229,7 +245,11 @@ ROUTES: Final = (
         Permission.READ_INTEGRATIONS,
         "List integrations",
         "listIntegrations",
-        responses={200: ("IntegrationList", "Every integration.")},
+        responses={
+            200: ("IntegrationList", "Every integration."),
+            503: ("Problem", "The read model did not reach minPosition in time."),
+        },
+        parameters=(MIN_POSITION,),
     ),
     AdminRoute(
         "GET",

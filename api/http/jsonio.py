@@ -88,4 +88,4 @@ def rfc3339(moment: datetime | None) -> str | None:
     """A UTC time as `2026-12-03T12:00:00.123456Z`."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -10,6 +10,9 @@ from api.http.routing import AdminRoute
 from domain.access import Role
 from domain.configuration import Configuration
 from domain.integration import INTEGRATION_TYPES
+from domain.profile import IDENTIFIERS, TEXT_FIELDS
+
+PROFILE_FIELDS: Final = (*IDENTIFIERS, *TEXT_FIELDS, "dob")
 
 PREFIX: Final = "/admin/v1"
 
@@ -238,4 +241,121 @@ SCHEMAS: Final[dict[str, Any]] = {
         "properties": {**TOKEN_PROPERTIES, "token": {"type": "string"}},
     },
     "TokenList": _list_of("Token"),
+    "Profile": {
+        "type": "object",
+        "required": ["id", "custom", "lists", "unsubscribed", "createdAt", "updatedAt"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            **{name: {"type": ["string", "null"]} for name in PROFILE_FIELDS},
+            "custom": {"type": "object"},
+            "lists": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["listId"],
+                    "properties": {
+                        "listId": {"type": "integer"},
+                        "subscribedAt": {"type": ["string", "null"]},
+                        "unsubscribedAt": {"type": ["string", "null"]},
+                        "subscriptionOption": {"type": ["string", "null"]},
+                    },
+                },
+            },
+            "unsubscribed": {"type": "boolean"},
+            "unsubscribedAt": {"type": ["string", "null"]},
+            "source": {"type": ["string", "null"]},
+            "createdAt": {"type": "string"},
+            "updatedAt": {"type": "string"},
+            "erased": {"type": "boolean"},
+        },
+    },
+    "ProfileList": _list_of("Profile"),
+    "Event": {
+        "type": "object",
+        "required": ["version", "type", "occurredAt", "data"],
+        "properties": {
+            "version": {"type": "integer"},
+            "type": {"type": "string"},
+            "occurredAt": TIME,
+            "data": {"type": "object"},
+            "erased": {"type": "boolean"},
+        },
+    },
+    "EventList": _list_of("Event"),
+    "AuditEntry": {
+        "type": "object",
+        "required": [
+            "position",
+            "occurredAt",
+            "actor",
+            "action",
+            "subjectType",
+            "subjectId",
+            "changes",
+        ],
+        "properties": {
+            "position": {"type": "integer"},
+            "occurredAt": {"type": "string"},
+            "actor": {"type": ["string", "null"]},
+            "action": {"type": "string"},
+            "subjectType": {"type": "string"},
+            "subjectId": {"type": "string"},
+            "integrationId": {"type": ["string", "null"]},
+            "submissionId": {"type": ["string", "null"]},
+            "configurationVersion": {"type": ["integer", "null"]},
+            "changes": {"type": ["object", "null"]},
+            "details": {"type": ["object", "null"]},
+            "request": {
+                "type": ["object", "null"],
+                "properties": {
+                    "clientIp": {"type": ["string", "null"]},
+                    "userAgent": {"type": ["string", "null"]},
+                },
+            },
+            "erased": {"type": "boolean"},
+        },
+    },
+    "AuditList": _list_of("AuditEntry"),
+    "DedupeEntry": {
+        "type": "object",
+        "required": [
+            "integrationId",
+            "mode",
+            "key",
+            "firstAcceptedAt",
+            "lastAcceptedAt",
+            "duplicates",
+            "submissionId",
+        ],
+        "properties": {
+            "integrationId": {"type": "string"},
+            "mode": {"type": "string", "enum": ["production", "test"]},
+            "key": {"type": "string"},
+            "firstAcceptedAt": {"type": "string"},
+            "lastAcceptedAt": {"type": "string"},
+            "duplicates": {"type": "integer"},
+            "submissionId": {"type": "string"},
+        },
+    },
+    "DedupeList": _list_of("DedupeEntry"),
+    "Projection": {
+        "type": "object",
+        "required": ["name", "position", "headPosition", "lag"],
+        "properties": {
+            "name": {"type": "string"},
+            "position": {"type": "integer"},
+            "headPosition": {"type": "integer"},
+            "lag": {"type": "integer"},
+            "generation": {"type": "integer"},
+            "rebuild": {
+                "type": ["object", "null"],
+                "properties": {
+                    "generation": {"type": ["integer", "null"]},
+                    "position": {"type": "integer"},
+                    "lag": {"type": "integer"},
+                },
+            },
+        },
+    },
+    "ProjectionList": _list_of("Projection"),
 }

@@ -24,7 +24,13 @@ TITLES: Final = {
     "unsupported-media-type": "Unsupported media type",
     "validation-failed": "Validation failed",
     "too-many-requests": "Too many requests",
+    "projection-behind": "Projection behind",
     "store-unavailable": "Service unavailable",
+    "captcha-unavailable": "CAPTCHA verifier unavailable",
+    "captcha-failed": "CAPTCHA failed",
+    "origin-not-allowed": "Origin not allowed",
+    "action-not-permitted": "Action not permitted",
+    "idempotency-key-reused": "Idempotency key reused",
     "internal-error": "Internal error",
 }
 

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from api.http.jsonio import rfc3339
 from domain.access import AccessToken
+from domain.configuration import Configuration
 from domain.integration import (
     EndpointRotated,
     Integration,
@@ -53,6 +54,28 @@ def integration_json(integration: Integration, base: str) -> dict[str, Any]:
         "recaptchaSecretSet": integration.recaptcha_secret is not None,
         "createdAt": rfc3339(integration.created_on),
         "updatedAt": rfc3339(integration.modified_on),
+    }
+
+
+def integration_row_json(row: dict[str, Any], base: str) -> dict[str, Any]:
+    """The representation, from the integrations read model."""
+    production, test = endpoint_urls(base, row["endpoint_id"])
+    configuration = row["configuration"] or Configuration(name=row["name"]).as_json()
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "type": row["integration_type"],
+        "status": row["status"],
+        "saved": row["saved"],
+        "version": row["version"],
+        "configurationVersion": row["configuration_version"],
+        "endpointId": row["endpoint_id"],
+        "productionUrl": production,
+        "testUrl": test,
+        **{k: v for k, v in configuration.items() if k != "name"},
+        "recaptchaSecretSet": row["secret_set"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
     }
 
 

@@ -147,9 +147,9 @@ def test_a_list_answer_conforms_to_its_documented_schema(
     admin: TestClient, document: Json
 ) -> None:
     create(admin)
-    create(admin)
+    last = create(admin)
 
-    answer = admin.get(INTEGRATIONS)
+    answer = admin.get(INTEGRATIONS, params={"minPosition": last.json()["position"]})
 
     assert answer.status_code == 200
     assert_conforms(document, "GET", "/integrations", answer)

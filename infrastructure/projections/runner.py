@@ -1,0 +1,320 @@
+"""Running projections: one holder per projection, a supervisor, and rebuilds.
+
+A `Projector` runs the projections whose lease it holds. Each pass reads one
+page of stored events and feeds it to every held projection that has not seen
+it yet (live generations in one pass, generations being rebuilt in another,
+with bigger pages), each in its own transaction with its tracking position.
+
+Leases make each projection have one holder at a time among all processes:
+on PostgreSQL a session advisory lock held on a dedicated connection with TCP
+keepalives, so the lock is freed when its holder dies or its network does;
+on SQLite an exclusive `flock` on a file per projection. The others wait as
+standbys and try again every second.
+
+`Supervisor` runs a projector in a thread and restarts it with backoff when
+it fails, for example when the database restarts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Final, Protocol
+
+import psycopg
+from eventsourcing.persistence import Notification
+from psycopg import sql
+
+from infrastructure.database import StoreLocation
+from infrastructure.projections.base import Projection, Registry, StoredView
+
+logger = logging.getLogger(__name__)
+
+LIVE_PAGE: Final = 1000
+REBUILD_PAGE: Final = 5000
+IDLE_WAIT_SECONDS: Final = 0.5
+LEASE_RETRY_SECONDS: Final = 1.0
+LEASE_CHECK_SECONDS: Final = 2.0
+BACKOFF_FIRST: Final = 0.5
+BACKOFF_MAX: Final = 30.0
+HEALTHY_SECONDS: Final = 30.0
+
+
+class Source(Protocol):
+    """The stored events, as the store keeps them."""
+
+    def read_stored(self, *, after: int, limit: int) -> Sequence[Notification]: ...
+
+    def head(self) -> int: ...
+
+
+class Leases(ABC):
+    """Who holds which projection among all processes."""
+
+    @abstractmethod
+    def try_acquire(self, name: str) -> bool:
+        """Take the lease if it is free; True if this process holds it."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise if the leases may have been lost (the connection died)."""
+
+    @abstractmethod
+    def wait_for_events(self, timeout: float) -> None:
+        """Sleep until new events may be there, at most `timeout` seconds."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Give every lease up."""
+
+
+class FileLeases(Leases):
+    """SQLite: an exclusive lock on one file per projection."""
+
+    def __init__(self, directory: Path, wake: threading.Event) -> None:
+        self._directory = directory
+        self._wake = wake
+        self._files: dict[str, IO[str]] = {}
+
+    def try_acquire(self, name: str) -> bool:
+        if name in self._files:
+            return True
+        handle = (self._directory / f".projection-{name}.lock").open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._files[name] = handle
+        return True
+
+    def check(self) -> None:
+        return None
+
+    def wait_for_events(self, timeout: float) -> None:
+        # Writes in this process set the event; other processes' are polled.
+        self._wake.wait(timeout)
+        self._wake.clear()
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+        self._files.clear()
+
+
+class AdvisoryLeases(Leases):
+    """PostgreSQL: session advisory locks on a dedicated connection.
+
+    The same connection LISTENs to the events table's channel (the store
+    NOTIFYs on every insert), so a held projection wakes as soon as events
+    are committed.
+    """
+
+    def __init__(self, location: StoreLocation, channel: str) -> None:
+        self._location = location
+        self._connection = psycopg.connect(
+            location.conninfo,
+            autocommit=True,
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+            connect_timeout=5,
+        )
+        self._connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        self._held: set[str] = set()
+        self._checked = time.monotonic()
+
+    def try_acquire(self, name: str) -> bool:
+        if name in self._held:
+            return True
+        key = f"headwater projection {self._location.schema}:{name}"
+        row = self._connection.execute(
+            "SELECT pg_try_advisory_lock(hashtext(%s))", (key,)
+        ).fetchone()
+        if row is not None and row[0]:
+            self._held.add(name)
+            logger.info("holding projection %s", name)
+            return True
+        return False
+
+    def check(self) -> None:
+        if time.monotonic() - self._checked > LEASE_CHECK_SECONDS:
+            self._connection.execute("SELECT 1")
+            self._checked = time.monotonic()
+
+    def wait_for_events(self, timeout: float) -> None:
+        for _ in self._connection.notifies(timeout=timeout, stop_after=1):
+            break
+
+    def close(self) -> None:
+        self._held.clear()
+        self._connection.close()
+
+
+@dataclass
+class _Target:
+    projection: Projection
+    generation: int
+    position: int
+    building: bool
+
+
+class Projector:
+    """Runs every projection whose lease this process holds."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        source: Source,
+        leases: Leases,
+        names: Sequence[str],
+        *,
+        on_progress: Callable[[], None] | None = None,
+    ) -> None:
+        self._registry = registry
+        self._source = source
+        self._leases = leases
+        self._names = list(names)
+        self._on_progress = on_progress
+        self._lease_tried = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        """Project until `stop` is set; raises on failure (see `Supervisor`)."""
+        held: list[str] = []
+        while not stop.is_set():
+            self._leases.check()
+            if len(held) < len(self._names) and (
+                time.monotonic() - self._lease_tried > LEASE_RETRY_SECONDS
+            ):
+                held = [n for n in self._names if self._leases.try_acquire(n)]
+                self._lease_tried = time.monotonic()
+            if not held or not self.step(held):
+                self._leases.wait_for_events(
+                    IDLE_WAIT_SECONDS if held else LEASE_RETRY_SECONDS
+                )
+
+    def step(self, held: Sequence[str]) -> bool:
+        """One pass over the held projections; True if anything moved."""
+        live: list[_Target] = []
+        building: list[_Target] = []
+        for name in held:
+            projection = self._registry.projections[name]
+            state = self._registry.state(name)
+            if state.rebuild_requested and state.building_generation is None:
+                self._registry.start_building(name)
+                logger.info("rebuilding projection %s from zero", name)
+                state = self._registry.state(name)
+            live.append(
+                _Target(projection, state.live_generation, state.live_position, False)
+            )
+            if state.building_generation is not None:
+                building.append(
+                    _Target(
+                        projection,
+                        state.building_generation,
+                        state.building_position or 0,
+                        True,
+                    )
+                )
+        head = self._source.head()
+        moved = self._feed(live, head, LIVE_PAGE)
+        moved = self._feed(building, head, REBUILD_PAGE) or moved
+        for target in building:
+            live_position = self._registry.state(target.projection.name).live_position
+            if target.position >= live_position:
+                self._registry.switch(target.projection.name, target.generation)
+                logger.info(
+                    "projection %s rebuilt through position %d and switched",
+                    target.projection.name,
+                    target.position,
+                )
+                moved = True
+        if moved and self._on_progress is not None:
+            self._on_progress()
+        return moved
+
+    def _feed(self, targets: list[_Target], head: int, page: int) -> bool:
+        """Read once from the furthest-behind target; feed each its part."""
+        behind = [t for t in targets if t.position < head]
+        if not behind:
+            return False
+        start = min(t.position for t in behind)
+        notifications = self._source.read_stored(after=start, limit=page)
+        if not notifications:
+            # Positions past the last event (rolled-back ids): catch up to head.
+            end = head
+            events: list[StoredView] = []
+        else:
+            events = [StoredView.of(n) for n in notifications]
+            end = events[-1].position
+        for target in behind:
+            unseen = [e for e in events if e.position > target.position]
+            new_position = max(end, target.position)
+            if new_position == target.position:
+                continue
+            self._registry.apply(
+                target.projection,
+                target.generation,
+                unseen,
+                expected_position=target.position,
+                new_position=new_position,
+            )
+            target.position = new_position
+        return True
+
+
+class Supervisor:
+    """Runs a projector in a thread; restarts it with backoff when it fails."""
+
+    def __init__(self, make_projector: Callable[[], tuple[Projector, Leases]]) -> None:
+        self._make = make_projector
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="projector", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def run_in_foreground(self) -> None:
+        self._run()
+
+    def _run(self) -> None:
+        backoff = BACKOFF_FIRST
+        while not self._stop.is_set():
+            started = time.monotonic()
+            leases: Leases | None = None
+            try:
+                projector, leases = self._make()
+                projector.run(self._stop)
+            except Exception as error:  # restart whatever failed
+                if time.monotonic() - started > HEALTHY_SECONDS:
+                    backoff = BACKOFF_FIRST
+                logger.warning(
+                    "projector failed (%s: %s); restarting in %.1f s",
+                    type(error).__name__,
+                    error,
+                    backoff,
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+            finally:
+                if leases is not None:
+                    _close_quietly(leases)
+
+
+def _close_quietly(leases: Leases) -> None:
+    try:
+        leases.close()
+    except Exception:  # the connection may be gone already
+        logger.debug("closing leases failed", exc_info=True)
