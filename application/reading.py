@@ -12,7 +12,7 @@ import base64
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 from uuid import UUID
 
@@ -24,13 +24,15 @@ from application.ports import EventStore, Fingerprints
 from domain.identity import IdentityClaim
 from domain.model import DomainEvent
 from domain.profile import CUSTOM_PREFIX, IDENTIFIERS, TEXT_FIELDS
-from domain.subscriber import Subscriber
+from domain.subscriber import ProfileChanged, Subscriber, SubscriberRegistered
 
 WAIT_SECONDS: Final = 5.0
 POLL_SECONDS: Final = 0.05
 PROFILE_FIELDS: Final = (*IDENTIFIERS, *TEXT_FIELDS, "dob")
 UNSUBSCRIBED_AT: Final = "unsubscribedAt"
 LIST_PREFIX: Final = "lists."
+FOREIGN_CURSOR: Final = "the cursor is not one this service gave; use nextCursor"
+PROFILE_CHANGES: Final = (SubscriberRegistered, ProfileChanged)
 
 
 class Rows(Protocol):
@@ -58,10 +60,15 @@ class ReadModels(Protocol):
     def open_profiles(self, rows: list[dict[str, Any]], *, reveal: bool) -> None: ...
 
     def audit(
-        self, where: Any, *, after: int | None, limit: int, descending: bool = False
+        self,
+        where: AuditFilter,
+        *,
+        after: int | None,
+        limit: int,
+        descending: bool = False,
     ) -> Rows: ...
 
-    def audit_export(self, where: Any) -> Iterator[dict[str, Any]]: ...
+    def audit_export(self, where: AuditFilter) -> Iterator[dict[str, Any]]: ...
 
     def open_audit(self, rows: list[dict[str, Any]], *, reveal: bool) -> None: ...
 
@@ -72,6 +79,18 @@ class ReadModels(Protocol):
         ...
 
     def request_rebuild(self, name: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which audit entries a query wants; times are fixed-width UTC text."""
+
+    subject_id: str | None = None
+    integration_id: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    occurred_from: str | None = None
+    occurred_to: str | None = None
 
 
 class ProjectionBehind(Exception):
@@ -105,7 +124,30 @@ def decode_cursor(cursor: str) -> Any:
     try:
         return orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except ValueError as error:
-        raise ValueError("the cursor is not one this service gave") from error
+        raise ValueError(FOREIGN_CURSOR) from error
+
+
+def profile_cursor(cursor: str) -> tuple[str, str]:
+    """The (created at, id) a profile cursor holds; ValueError if it is not
+    one this service gave."""
+    value = decode_cursor(cursor)
+    if not (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(part, str) for part in value)
+    ):
+        raise ValueError(FOREIGN_CURSOR)
+    return value[0], value[1]
+
+
+def audit_cursor(cursor: str) -> int:
+    """The position an audit cursor holds; ValueError if it is not one this
+    service gave."""
+    value = decode_cursor(cursor)
+    # bool is an int to Python, but never a position this service gave.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(FOREIGN_CURSOR)
+    return value
 
 
 class ReadSide:
@@ -148,7 +190,7 @@ class ReadSide:
             if normalised is None:
                 return Page([], None, self.read_models.position("subscribers"))
             claim = str(claim_id_for(self._fingerprints, name, normalised))
-        after = tuple(decode_cursor(cursor)) if cursor else None
+        after = profile_cursor(cursor) if cursor else None
         found = self.read_models.profiles(
             claim_id=claim,
             after=after,
@@ -172,14 +214,26 @@ class ReadSide:
         return profile_from_row(rows[0]), found.position
 
     def profile_as_of(self, subscriber_id: UUID, at: datetime) -> dict[str, Any]:
-        subscriber = self._store.find_as_of(subscriber_id, Subscriber, at)
-        if subscriber is None:
+        """The profile as it was at `at`, replayed from its events. Values
+        whose key is gone read as null, and the profile says it was erased."""
+        events = [e for e in self._store.history(subscriber_id) if e.timestamp <= at]
+        subscriber: Any = None
+        for event in events:
+            subscriber = event.mutate(subscriber)
+        if not isinstance(subscriber, Subscriber):
             raise NotFound(
                 f"subscriber {subscriber_id} did not exist at {at.isoformat()}"
             )
         if subscriber.erased:
             raise Gone(f"subscriber {subscriber_id} was erased")
-        return profile_from_aggregate(subscriber)
+        # The profile view's updatedAt moves with profile changes only, not
+        # with consent, messages or refusals; the replay must say the same.
+        changed_at = max(e.timestamp for e in events if isinstance(e, PROFILE_CHANGES))
+        return profile_from_aggregate(
+            subscriber,
+            updated_at=changed_at,
+            erased=any(e.erased for e in events),
+        )
 
     def profile_history(self, subscriber_id: UUID) -> list[DomainEvent]:
         events = self._store.history(subscriber_id)
@@ -204,14 +258,14 @@ class ReadSide:
 
     def audit(
         self,
-        where: Any,
+        where: AuditFilter,
         *,
         cursor: str | None,
         limit: int,
         descending: bool,
         reveal: bool,
     ) -> Page:
-        after = int(decode_cursor(cursor)) if cursor else None
+        after = audit_cursor(cursor) if cursor else None
         found = self.read_models.audit(
             where, after=after, limit=limit, descending=descending
         )
@@ -222,7 +276,9 @@ class ReadSide:
         )
         return Page(rows, next_cursor, found.position)
 
-    def audit_export(self, where: Any, *, reveal: bool) -> Iterator[dict[str, Any]]:
+    def audit_export(
+        self, where: AuditFilter, *, reveal: bool
+    ) -> Iterator[dict[str, Any]]:
         batch: list[dict[str, Any]] = []
         for row in self.read_models.audit_export(where):
             batch.append(row)
@@ -300,7 +356,11 @@ def profile_from_row(row: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def profile_from_aggregate(subscriber: Subscriber) -> dict[str, Any]:
+def profile_from_aggregate(
+    subscriber: Subscriber, *, updated_at: datetime | None = None, erased: bool = False
+) -> dict[str, Any]:
+    """The flat profile of an aggregate; `updated_at` defaults to its last
+    event of any kind."""
     return _profile(
         subscriber_id=str(subscriber.id),
         values=subscriber.values,
@@ -308,8 +368,8 @@ def profile_from_aggregate(subscriber: Subscriber) -> dict[str, Any]:
         unsubscribed=subscriber.is_unsubscribed,
         source=subscriber.source,
         created_at=_time(subscriber.created_on),
-        updated_at=_time(subscriber.modified_on),
-        erased=False,
+        updated_at=_time(updated_at or subscriber.modified_on),
+        erased=erased,
     )
 
 
@@ -352,4 +412,5 @@ def _profile(
 
 
 def _time(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+    """Fixed-width UTC text, as the profile view writes its times."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -16,6 +16,7 @@ import orjson
 from eventsourcing.utils import get_topic, resolve_topic
 
 import domain.access
+import domain.delivery
 import domain.identity
 import domain.integration
 import domain.submission
@@ -28,6 +29,7 @@ from infrastructure.sealing import FieldSealer, sensitive_fields
 PAGE: Final = 500
 DOMAIN_MODULES: Final = (
     domain.access,
+    domain.delivery,
     domain.identity,
     domain.integration,
     domain.submission,
@@ -100,8 +102,11 @@ class EventLog:
         keys = self._sealer.prefetch(key_ids) if key_ids else {}
         lines = []
         for notification, event_type, state in decoded:
-            self._show_secrets(event_type, state)
+            # The markers replace the secret before opening, and are put back
+            # after: opening a marker as an envelope would read it as erased.
+            markers = self._secret_markers(event_type, state)
             self._sealer.open(event_type, state, keys)
+            state.update(markers)
             timestamp = state.pop("timestamp")
             lines.append(
                 {
@@ -116,7 +121,13 @@ class EventLog:
         return lines
 
     @staticmethod
-    def _show_secrets(event_type: type[DomainEvent], state: dict[str, Any]) -> None:
+    def _secret_markers(
+        event_type: type[DomainEvent], state: dict[str, Any]
+    ) -> dict[str, str]:
+        """Take the sealed secrets out of `state`; what to show in their place."""
+        markers = {}
         for _, stored_name, marker in sensitive_fields(event_type):
             if marker.key == "deployment" and state.get(stored_name) is not None:
-                state[stored_name] = state.get("secretChange") or "set"
+                markers[stored_name] = state.get("secretChange") or "set"
+                del state[stored_name]
+        return markers

@@ -23,10 +23,9 @@ from starlette.responses import Response, StreamingResponse
 from api.http.jsonio import JSONResponse, parse_instant
 from api.http.problems import ProblemError
 from api.http.routing import AdminRoute, container_of
-from application.reading import ProjectionBehind
+from application.reading import AuditFilter, ProjectionBehind
 from domain.access import AccessToken, Permission
 from infrastructure.eventlog import UnknownEventType
-from infrastructure.projections.queries import AuditFilter
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 500
@@ -49,6 +48,10 @@ CSV_COLUMNS: Final = (
     "erased",
 )
 FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
+#: Lines sent per chunk of a streamed answer. Starlette runs each step of a
+#: synchronous body iterator in the thread pool, so a chunk per line would
+#: cost a thread hop per event.
+CHUNK_LINES: Final = 200
 
 
 async def at_least(request: Request, projection: str) -> None:
@@ -269,6 +272,7 @@ def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
+    rows_buffered = 0
     for row in rows:
         entry = audit_entry(row)
         request = entry["request"] or {}
@@ -291,9 +295,12 @@ def _csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
                 "true" if entry.get("erased") else "",
             )
         )
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
+        rows_buffered += 1
+        if rows_buffered == CHUNK_LINES:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            rows_buffered = 0
     yield buffer.getvalue()
 
 
@@ -354,10 +361,22 @@ async def events(request: Request, caller: AccessToken) -> Response:
         types=types,
     )
     return StreamingResponse(
-        (orjson.dumps(line) + b"\n" for line in lines),
+        _ndjson_chunks(lines),
         media_type="application/x-ndjson",
         headers={POSITION_HEADER: str(head)},
     )
+
+
+def _ndjson_chunks(lines: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """Lines of NDJSON, `CHUNK_LINES` to a chunk."""
+    chunk: list[bytes] = []
+    for line in lines:
+        chunk.append(orjson.dumps(line) + b"\n")
+        if len(chunk) == CHUNK_LINES:
+            yield b"".join(chunk)
+            chunk = []
+    if chunk:
+        yield b"".join(chunk)
 
 
 async def projections(request: Request, caller: AccessToken) -> Response:

@@ -45,6 +45,12 @@ SUBJECT_TYPES: Final = {
     "IdentityReleased": "identity",
     "DedupeWindowOpened": "dedupe-window",
     "DedupeWindowReopened": "dedupe-window",
+    "DeliveryOpened": "delivery",
+    "DeliveryAttemptFailed": "delivery",
+    "DeliveryDeadLettered": "delivery",
+    "DeliveryRetryRequested": "delivery",
+    "DeliveryCancelled": "delivery",
+    "DeliverySucceeded": "delivery",
 }
 SUBMISSION_EVENTS: Final = frozenset(
     {
@@ -57,6 +63,11 @@ SUBMISSION_EVENTS: Final = frozenset(
 INTEGRATION_EVENTS: Final = frozenset(
     name for name, kind in SUBJECT_TYPES.items() if kind == "integration"
 )
+#: Saves of a configuration: the version they record is its new version.
+CONFIGURATION_SAVES: Final = frozenset({"IntegrationSaved", "IntegrationUpdated"})
+#: Stored fields an entry shows, opened, in its `changes`; left out of its
+#: details, where they would show sealed.
+SHOWN_AS_CHANGES: Final = {"ConsentRecorded": frozenset({"text", "clientIp"})}
 SECRET_FIELD: Final = "recaptchaSecret"
 CHANGED: Final = {"changed": True}
 #: Stored fields that are not part of an entry's details.
@@ -160,6 +171,12 @@ def _entry(event: StoredView) -> dict[str, Any]:
     if action == "EventLogged":
         submission_id = subject_id
         subject_id = str(state["subscriberId"])
+    configuration_version = state.get("configurationVersion")
+    if action in CONFIGURATION_SAVES:
+        configuration_version = event.version
+    hidden = ENVELOPE_FIELDS | SHOWN_AS_CHANGES.get(action, frozenset())
+    if action == "DeliverySucceeded":
+        subject_id = str(state["deliveryId"])
     return {
         "position": event.position,
         "occurred_at": event.occurred_at,
@@ -169,11 +186,9 @@ def _entry(event: StoredView) -> dict[str, Any]:
         "subject_id": subject_id,
         "integration_id": None if integration_id is None else str(integration_id),
         "submission_id": None if submission_id is None else str(submission_id),
-        "configuration_version": state.get("configurationVersion"),
+        "configuration_version": configuration_version,
         "changes": json_text(_changes(action, state)),
-        "details": json_text(
-            {k: v for k, v in state.items() if k not in ENVELOPE_FIELDS}
-        ),
+        "details": json_text({k: v for k, v in state.items() if k not in hidden}),
         "request": json_text(state["request"]) if state.get("request") else None,
     }
 

@@ -132,6 +132,17 @@ class Tables:
 
 
 @dataclass(frozen=True)
+class Step:
+    """Events for one generation of a projection, and where its position goes."""
+
+    projection: Projection
+    generation: int
+    events: Sequence[StoredView]
+    expected_position: int
+    new_position: int
+
+
+@dataclass(frozen=True)
 class ProjectionState:
     name: str
     live_generation: int
@@ -181,6 +192,33 @@ class Registry:
     def state(self, name: str) -> ProjectionState:
         with self.database.reading() as cursor:
             return self._state(cursor, name)
+
+    def states(self, names: Sequence[str]) -> dict[str, ProjectionState]:
+        """Several projections' states in one read."""
+        with self.database.reading() as cursor:
+            cursor.execute(
+                "SELECT name, live_generation, building_generation, rebuild_requested"
+                " FROM projection_state"
+            )
+            rows = {row[0]: row[1:] for row in cursor.fetchall()}
+            cursor.execute("SELECT name, generation, position FROM projection_tracking")
+            positions = {(n, int(g)): int(p) for n, g, p in cursor.fetchall()}
+        found = {}
+        for name in names:
+            live, building, requested = rows[name]
+            found[name] = ProjectionState(
+                name=name,
+                live_generation=int(live),
+                building_generation=None if building is None else int(building),
+                rebuild_requested=bool(requested),
+                live_position=positions.get((name, int(live)), 0),
+                building_position=(
+                    None
+                    if building is None
+                    else positions.get((name, int(building)), 0)
+                ),
+            )
+        return found
 
     def _state(self, cursor: Cursor, name: str) -> ProjectionState:
         cursor.execute(
@@ -279,18 +317,36 @@ class Registry:
         new_position: int,
     ) -> None:
         """Apply events and move the tracking position, in one transaction."""
-        tables = Tables(projection.name, generation, self.dialect)
-        with self.database.transaction() as cursor:
-            cursor.execute(
-                "UPDATE projection_tracking SET position = %s"
-                " WHERE name = %s AND generation = %s AND position = %s",
-                (new_position, projection.name, generation, expected_position),
+        self.apply_many(
+            [Step(projection, generation, events, expected_position, new_position)]
+        )
+
+    def apply_many(self, steps: Sequence[Step]) -> None:
+        """Apply several projections' steps in one transaction.
+
+        Each projection's rows and its tracking position still change
+        together; one transaction for all of them saves a commit per
+        projection. Read models can be rebuilt, so the commit does not wait
+        for the disk: a crash loses rows and positions together.
+        """
+        with self.database.transaction(durable=False) as cursor:
+            for step in steps:
+                self._apply(cursor, step)
+
+    def _apply(self, cursor: Cursor, step: Step) -> None:
+        projection, generation = step.projection, step.generation
+        cursor.execute(
+            "UPDATE projection_tracking SET position = %s"
+            " WHERE name = %s AND generation = %s AND position = %s",
+            (step.new_position, projection.name, generation, step.expected_position),
+        )
+        if cursor.rowcount != 1:
+            msg = (
+                f"projection {projection.name} generation {generation} is no "
+                f"longer at position {step.expected_position}; another runner moved it"
             )
-            if cursor.rowcount != 1:
-                msg = (
-                    f"projection {projection.name} generation {generation} is no "
-                    f"longer at position {expected_position}; another runner moved it"
-                )
-                raise TrackingConflict(msg)
-            if events:
-                projection.apply(cursor, events, tables)
+            raise TrackingConflict(msg)
+        if step.events:
+            projection.apply(
+                cursor, step.events, Tables(projection.name, generation, self.dialect)
+            )

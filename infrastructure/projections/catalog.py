@@ -7,6 +7,7 @@ from typing import Final
 from infrastructure.projections.audit import AuditProjection
 from infrastructure.projections.base import Projection
 from infrastructure.projections.dedupe import DedupeProjection
+from infrastructure.projections.deliveries import DeliveriesProjection
 from infrastructure.projections.integrations import IntegrationsProjection
 from infrastructure.projections.subscribers import SubscribersProjection
 
@@ -17,6 +18,7 @@ def all_projections() -> list[Projection]:
         SubscribersProjection(),
         DedupeProjection(),
         AuditProjection(),
+        DeliveriesProjection(),
     ]
 
 

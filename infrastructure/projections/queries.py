@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import orjson
 
+from application.reading import AuditFilter
 from infrastructure.projections import integrations, subscribers
 from infrastructure.projections.audit import COLUMNS as AUDIT_COLUMNS
 from infrastructure.projections.base import Registry
@@ -29,19 +30,12 @@ class Rows:
     position: int
 
 
-@dataclass(frozen=True)
-class AuditFilter:
-    subject_id: str | None = None
-    integration_id: str | None = None
-    actor: str | None = None
-    action: str | None = None
-    occurred_from: str | None = None
-    occurred_to: str | None = None
-
-
 #: Where each audit action keeps sealed values: in `changes`, or in details.
 SEALED_CHANGES: Final = frozenset({"ProfileChanged", "ConsentRecorded"})
-SEALED_DETAILS: Final = {"EventLogged": "data", "MessageTriggered": "requestContent"}
+SEALED_DETAILS: Final = {
+    "EventLogged": ("data",),
+    "MessageTriggered": ("requestContent", "recipient"),
+}
 
 
 class SqlReadModels:
@@ -72,21 +66,23 @@ class SqlReadModels:
         """Open the sealed values of audit entries, in place."""
         documents = []
         for row in rows:
-            detail_key = SEALED_DETAILS.get(row["action"])
+            detail_keys = SEALED_DETAILS.get(row["action"], ())
             documents.append(
                 [
                     row["changes"] if row["action"] in SEALED_CHANGES else None,
-                    row["details"].get(detail_key) if detail_key else None,
+                    {key: row["details"].get(key) for key in detail_keys},
                     row["request"],
                 ]
             )
         opened = self._open(documents, reveal=reveal)
-        for row, ((changes, detail, request), erased) in zip(rows, opened, strict=True):
+        for row, ((changes, details, request), erased) in zip(
+            rows, opened, strict=True
+        ):
             if row["action"] in SEALED_CHANGES:
                 row["changes"] = changes
-            detail_key = SEALED_DETAILS.get(row["action"])
-            if detail_key:
-                row["details"][detail_key] = detail
+            for key, value in details.items():
+                if key in row["details"]:
+                    row["details"][key] = value
             row["request"] = request
             row["erased"] = erased
 
@@ -219,17 +215,24 @@ class SqlReadModels:
 def _audit_query(
     entries: str, requests: str, where: AuditFilter
 ) -> tuple[str, list[Any]]:
+    # Entries caused by a submission take the actor, the request and the
+    # configuration version from the submission's own entry when they lack
+    # them (an event logged, an identity claimed, a dedupe window opened).
     columns = ", ".join(
         "COALESCE(e.actor, r.actor)"
         if c == "actor"
         else "COALESCE(e.request, r.request)"
         if c == "request"
+        else "COALESCE(e.configuration_version, s.configuration_version)"
+        if c == "configuration_version"
         else f"e.{c}"
         for c in AUDIT_COLUMNS
     )
     query = (
         f"SELECT {columns} FROM {entries} e"  # noqa: S608
-        f" LEFT JOIN {requests} r ON r.submission_id = e.submission_id WHERE 1 = 1"
+        f" LEFT JOIN {requests} r ON r.submission_id = e.submission_id"
+        f" LEFT JOIN {entries} s ON s.subject_id = e.submission_id"
+        " AND s.subject_type = 'submission' WHERE 1 = 1"
     )
     params: list[Any] = []
     conditions: Sequence[tuple[str, str | None]] = (

@@ -32,13 +32,14 @@ from eventsourcing.persistence import Notification
 from psycopg import sql
 
 from infrastructure.database import StoreLocation
-from infrastructure.projections.base import Projection, Registry, StoredView
+from infrastructure.projections.base import Projection, Registry, Step, StoredView
 
 logger = logging.getLogger(__name__)
 
 LIVE_PAGE: Final = 1000
 REBUILD_PAGE: Final = 5000
 IDLE_WAIT_SECONDS: Final = 0.5
+GATHER_SECONDS: Final = 0.02
 LEASE_RETRY_SECONDS: Final = 1.0
 LEASE_CHECK_SECONDS: Final = 2.0
 BACKOFF_FIRST: Final = 0.5
@@ -186,6 +187,10 @@ class Projector:
         self._on_progress = on_progress
         self._lease_tried = 0.0
 
+    def close(self) -> None:
+        """Give up the leases."""
+        self._leases.close()
+
     def run(self, stop: threading.Event) -> None:
         """Project until `stop` is set; raises on failure (see `Supervisor`)."""
         held: list[str] = []
@@ -196,22 +201,27 @@ class Projector:
             ):
                 held = [n for n in self._names if self._leases.try_acquire(n)]
                 self._lease_tried = time.monotonic()
-            if not held or not self.step(held):
+            if held and self.step(held):
+                # Let a few more events arrive: bigger pages, fewer commits.
+                stop.wait(GATHER_SECONDS)
+            else:
                 self._leases.wait_for_events(
                     IDLE_WAIT_SECONDS if held else LEASE_RETRY_SECONDS
                 )
 
     def step(self, held: Sequence[str]) -> bool:
         """One pass over the held projections; True if anything moved."""
-        live: list[_Target] = []
-        building: list[_Target] = []
-        for name in held:
-            projection = self._registry.projections[name]
-            state = self._registry.state(name)
+        states = self._registry.states(held)
+        for name, state in states.items():
             if state.rebuild_requested and state.building_generation is None:
                 self._registry.start_building(name)
                 logger.info("rebuilding projection %s from zero", name)
-                state = self._registry.state(name)
+        if any(s.rebuild_requested for s in states.values()):
+            states = self._registry.states(held)
+        live: list[_Target] = []
+        building: list[_Target] = []
+        for name, state in states.items():
+            projection = self._registry.projections[name]
             live.append(
                 _Target(projection, state.live_generation, state.live_position, False)
             )
@@ -228,7 +238,9 @@ class Projector:
         moved = self._feed(live, head, LIVE_PAGE)
         moved = self._feed(building, head, REBUILD_PAGE) or moved
         for target in building:
-            live_position = self._registry.state(target.projection.name).live_position
+            live_position = next(
+                t.position for t in live if t.projection is target.projection
+            )
             if target.position >= live_position:
                 self._registry.switch(target.projection.name, target.generation)
                 logger.info(
@@ -242,7 +254,8 @@ class Projector:
         return moved
 
     def _feed(self, targets: list[_Target], head: int, page: int) -> bool:
-        """Read once from the furthest-behind target; feed each its part."""
+        """Read once from the furthest-behind target; feed each its part, all
+        in one transaction."""
         behind = [t for t in targets if t.position < head]
         if not behind:
             return False
@@ -255,36 +268,52 @@ class Projector:
         else:
             events = [StoredView.of(n) for n in notifications]
             end = events[-1].position
-        for target in behind:
-            unseen = [e for e in events if e.position > target.position]
-            new_position = max(end, target.position)
-            if new_position == target.position:
-                continue
-            self._registry.apply(
+        steps = [
+            Step(
                 target.projection,
                 target.generation,
-                unseen,
-                expected_position=target.position,
-                new_position=new_position,
+                [e for e in events if e.position > target.position],
+                target.position,
+                max(end, target.position),
             )
-            target.position = new_position
+            for target in behind
+            if max(end, target.position) > target.position
+        ]
+        if not steps:
+            return False
+        self._registry.apply_many(steps)
+        for target in behind:
+            target.position = max(end, target.position)
         return True
 
 
-class Supervisor:
-    """Runs a projector in a thread; restarts it with backoff when it fails."""
+class Task(Protocol):
+    """Work a supervisor keeps running: it runs until stopped, or fails."""
 
-    def __init__(self, make_projector: Callable[[], tuple[Projector, Leases]]) -> None:
-        self._make = make_projector
+    def run(self, stop: threading.Event) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Supervisor:
+    """Runs a task (a projector, a delivery worker) in a thread, and restarts
+    it with backoff when it fails."""
+
+    def __init__(self, make: Callable[[], Task], *, name: str = "projector") -> None:
+        self._make = make
+        self._name = name
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="projector", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._thread.join(timeout)
+        # In the foreground (`run_in_foreground`) there is no thread to join;
+        # joining one that never started would raise inside a signal handler.
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
 
     def run_in_foreground(self) -> None:
         self._run()
@@ -293,15 +322,16 @@ class Supervisor:
         backoff = BACKOFF_FIRST
         while not self._stop.is_set():
             started = time.monotonic()
-            leases: Leases | None = None
+            task: Task | None = None
             try:
-                projector, leases = self._make()
-                projector.run(self._stop)
+                task = self._make()
+                task.run(self._stop)
             except Exception as error:  # restart whatever failed
                 if time.monotonic() - started > HEALTHY_SECONDS:
                     backoff = BACKOFF_FIRST
                 logger.warning(
-                    "projector failed (%s: %s); restarting in %.1f s",
+                    "%s failed (%s: %s); restarting in %.1f s",
+                    self._name,
                     type(error).__name__,
                     error,
                     backoff,
@@ -309,12 +339,12 @@ class Supervisor:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
             finally:
-                if leases is not None:
-                    _close_quietly(leases)
+                if task is not None:
+                    _close_quietly(task)
 
 
-def _close_quietly(leases: Leases) -> None:
+def _close_quietly(task: Task) -> None:
     try:
-        leases.close()
-    except Exception:  # the connection may be gone already
-        logger.debug("closing leases failed", exc_info=True)
+        task.close()
+    except Exception:  # a connection may be gone already
+        logger.debug("closing %s failed", type(task).__name__, exc_info=True)
