@@ -33,6 +33,8 @@ class Settings(BaseModel):
     request_metadata_days: Annotated[int, Field(ge=1)] = 90
     delivery_webhook_url: str | None = None
     delivery_signing_secret: str | None = Field(default=None, repr=False)
+    delivery_max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    delivery_lease_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
     log_format: Literal["text", "json"] = "text"
     #: Folder that holds `var/` (the SQLite store and the generated key).
     home: Path = Path()
@@ -72,13 +74,19 @@ class Settings(BaseModel):
                 for e in error.errors(include_url=False)
             )
             raise SettingsError(f"invalid settings: {problems}") from None
-        if settings.delivery_webhook_url and not settings.delivery_signing_secret:
+        if settings.delivery_webhook_url and not settings.signing_secrets:
             msg = (
                 "HEADWATER_DELIVERY_WEBHOOK_URL is set but "
                 "HEADWATER_DELIVERY_SIGNING_SECRET is not; deliveries must be signed"
             )
             raise SettingsError(msg)
         return settings
+
+    @property
+    def signing_secrets(self) -> list[str]:
+        """Every delivery signing secret; several during a rotation."""
+        secret = self.delivery_signing_secret or ""
+        return [part.strip() for part in secret.split(",") if part.strip()]
 
     @property
     def var_directory(self) -> Path:
