@@ -126,8 +126,12 @@ class Database(ABC):
 
     @abstractmethod
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
-        """A write transaction, committed when the block ends without error."""
+    def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:
+        """A write transaction, committed when the block ends without error.
+
+        `durable=False` lets the commit return before it is flushed to disk:
+        for data that can be rebuilt (read models), never for the store.
+        """
 
     @abstractmethod
     @contextmanager
@@ -136,6 +140,11 @@ class Database(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def compact(self) -> None:
+        """Make deleted content unrecoverable from the database's own files
+        as far as the database allows (after destroying keys)."""
 
 
 class _SQLiteCursor:
@@ -185,8 +194,9 @@ class SQLiteDatabase(Database):
 
     dialect: Literal["sqlite", "postgres"] = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
+        self._synchronous = synchronous
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -195,15 +205,17 @@ class SQLiteDatabase(Database):
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             connection = open_sqlite(self.path)
+            connection.execute(f"PRAGMA synchronous={self._synchronous}")
             self._local.connection = connection
             with self._lock:
                 self._connections.append(connection)
         return connection
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:  # noqa: ARG002
         # IMMEDIATE takes the write lock at the start, so a transaction that
         # reads before it writes cannot fail half-way on a lock upgrade.
+        # (`durable` is set per database file: see `synchronous`.)
         with self._begin("BEGIN IMMEDIATE") as cursor:
             yield cursor
 
@@ -229,6 +241,12 @@ class SQLiteDatabase(Database):
         except sqlite3.OperationalError as error:
             connection.rollback()
             raise StoreUnavailable(f"the SQLite store is busy: {error}") from error
+
+    def compact(self) -> None:
+        # secure_delete already overwrote the deleted rows in the database
+        # file; the WAL still holds the old pages until it is checkpointed.
+        connection = self._connection()
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:
@@ -273,11 +291,14 @@ class PostgresDatabase(Database):
                     self._opened = True
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:
         self._open()
         try:
             with self.pool.connection() as connection, connection.transaction():
-                yield connection.cursor()
+                cursor = connection.cursor()
+                if not durable:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
+                yield cursor
         except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as error:
             raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
         except psycopg.errors.LockNotAvailable as error:
@@ -289,14 +310,24 @@ class PostgresDatabase(Database):
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield cursor
 
+    def compact(self) -> None:
+        # Dead row versions of deleted keys stay in the heap until vacuumed.
+        self._open()
+        with self.pool.connection() as connection:
+            connection.execute("VACUUM subject_keys")
+
     def close(self) -> None:
         if self._opened:
             self.pool.close()
             self._opened = False
 
 
-def open_database(location: StoreLocation) -> Database:
+def open_database(location: StoreLocation, *, rebuildable: bool = False) -> Database:
+    """A database; `rebuildable` ones (read models) may trade durability for
+    speed: a crash can lose their last commits, which are then replayed."""
     if location.dialect == "sqlite":
         assert location.path is not None
-        return SQLiteDatabase(location.path)
+        return SQLiteDatabase(
+            location.path, synchronous="NORMAL" if rebuildable else "FULL"
+        )
     return PostgresDatabase(location)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
@@ -24,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 KEY_BYTES: Final = 32
 CACHE_SIZE: Final = 50_000
+#: A cached key is used for at most this long; a key destroyed by another
+#: process is therefore unusable everywhere within this time.
+CACHE_SECONDS: Final = 1.0
 #: SQLite allows 999 parameters in older builds; stay well below.
 FETCH_BATCH: Final = 500
 
@@ -47,13 +52,20 @@ TABLE_STATEMENTS: Final = {
 }
 
 
+@dataclass(frozen=True)
+class NewKeys:
+    """Wrapped keys waiting to be stored with their subjects' first events."""
+
+    rows: list[tuple[str, bytes, datetime | str]]
+
+
 class SubjectKeyStore:
     """The `SubjectKeys` port on Headwater's database."""
 
     def __init__(self, database: Database, deployment_key: DeploymentKey) -> None:
         self._database = database
         self._wrapping_key = deployment_key.derive("subject-key-wrapping")
-        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def create(self, subject_ids: Sequence[str]) -> Mapping[str, bytes]:
@@ -78,28 +90,59 @@ class SubjectKeyStore:
         found.update(self._load(missing))
         return found
 
+    def prepare_fresh(self, subject_ids: Sequence[str]) -> NewKeys:
+        """Keys for new subjects, usable at once, stored by the transaction
+        that records the subjects' first events (`EventStore.record`)."""
+        keys = {subject: os.urandom(KEY_BYTES) for subject in subject_ids}
+        now = _timestamp(self._database.dialect)
+        loaded_at = time.monotonic()
+        with self._lock:
+            for subject, key in keys.items():
+                self._cache[subject] = (key, loaded_at)
+        return NewKeys([(s, self._wrap(s, k), now) for s, k in keys.items()])
+
     def fetch_many(self, subject_ids: Sequence[str]) -> Mapping[str, bytes]:
         found: dict[str, bytes] = {}
         missing: list[str] = []
+        fresh_since = time.monotonic() - CACHE_SECONDS
         with self._lock:
             for subject in subject_ids:
-                key = self._cache.get(subject)
-                if key is None:
+                cached = self._cache.get(subject)
+                if cached is None or cached[1] < fresh_since:
                     missing.append(subject)
                 else:
-                    self._cache.move_to_end(subject)
-                    found[subject] = key
+                    found[subject] = cached[0]
         if missing:
             found.update(self._load(list(dict.fromkeys(missing))))
         return found
 
     def destroy(self, subject_id: str) -> None:
+        self.destroy_many([subject_id])
+
+    def destroy_many(self, subject_ids: Sequence[str]) -> int:
+        """Destroy several keys; answers how many existed."""
+        if not subject_ids:
+            return 0
         with self._database.transaction() as cursor:
-            cursor.execute(
-                "DELETE FROM subject_keys WHERE subject_id = %s", (subject_id,)
+            cursor.executemany(
+                "DELETE FROM subject_keys WHERE subject_id = %s",
+                [(subject,) for subject in subject_ids],
             )
-        self.forget(subject_id)
-        logger.info("destroyed the key of one subject")
+            destroyed = cursor.rowcount
+        for subject in subject_ids:
+            self.forget(subject)
+        logger.info("destroyed %d subject keys", len(subject_ids))
+        return max(destroyed, 0)
+
+    def subjects(self, prefix: str) -> list[str]:
+        """The ids of existing keys that start with `prefix`."""
+        with self._database.reading() as cursor:
+            cursor.execute(
+                "SELECT subject_id FROM subject_keys WHERE subject_id LIKE %s"
+                " ORDER BY subject_id",
+                (prefix + "%",),
+            )
+            return [row[0] for row in cursor.fetchall()]
 
     def forget(self, subject_id: str) -> None:
         """Drop a key from this process's cache (after another process destroyed it)."""
@@ -116,9 +159,11 @@ class SubjectKeyStore:
                 cursor.execute(query, chunk)
                 for subject, wrapped in cursor.fetchall():
                     loaded[subject] = self._unwrap(subject, bytes(wrapped))
+        now = time.monotonic()
         with self._lock:
             for subject, key in loaded.items():
-                self._cache[subject] = key
+                self._cache[subject] = (key, now)
+                self._cache.move_to_end(subject)
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
         return loaded
