@@ -116,6 +116,18 @@ class AccessTokens:
             raise Unauthenticated("the access token was revoked or has expired")
         return token
 
+    def find_usable(self, token_id: UUID) -> AccessToken | None:
+        """The token with this id if it may still be used now, else None.
+
+        The console's session holds a token's id, never the token itself: each
+        request checks with this that the token was not revoked and has not
+        expired since the session began.
+        """
+        token = self._store.find(token_id, AccessToken)
+        if token is None or not token.is_usable(self._clock.now()):
+            return None
+        return token
+
     def _new_token(
         self,
         secret: str,
