@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from application.errors import ApplicationError
 from domain.access import Role
 from domain.errors import DomainError, InvalidInput
 from domain.model import Actor
+from infrastructure.chain import Checkpoint
 from infrastructure.projections.catalog import NAMES
 from infrastructure.projections.runner import Supervisor
 
@@ -100,6 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     rebuild.add_argument("name", help=f"one of {', '.join(NAMES)}, or all")
     rebuild.set_defaults(run=_projections_rebuild)
 
+    audit = commands.add_parser("audit", help="the tamper-evident log")
+    audit_commands = audit.add_subparsers(required=True, metavar="action")
+    verify = audit_commands.add_parser("verify", help="recompute the hash chain")
+    verify.add_argument(
+        "--checkpoint", help="HASH@POSITION kept from GET /admin/v1/audit/checkpoint"
+    )
+    verify.set_defaults(run=_audit_verify)
+
     events = commands.add_parser("events", help="the event log")
     event_commands = events.add_subparsers(required=True, metavar="action")
     export = event_commands.add_parser("export", help="stream the log as NDJSON")
@@ -116,7 +126,11 @@ def _serve(settings: Settings, arguments: argparse.Namespace) -> int:
         print("headwater: --workers must be at least 1", file=sys.stderr)
         return 2
     return serve(
-        settings, host=arguments.host, port=arguments.port, workers=arguments.workers
+        settings,
+        host=arguments.host,
+        port=arguments.port,
+        workers=arguments.workers,
+        projections=not arguments.no_projections,
     )
 
 
@@ -169,14 +183,20 @@ def _tokens_revoke(settings: Settings, arguments: argparse.Namespace) -> int:
 
 
 def _projector(settings: Settings, _arguments: argparse.Namespace) -> int:
+    """The projections, the delivery worker and retention, without HTTP."""
     container = build(settings)
-    supervisor = Supervisor(container.projector)
-    stop = signal_stop(supervisor)
-    print(f"projecting {', '.join(NAMES)}; Ctrl+C to stop", file=sys.stderr)
+    stop = threading.Event()
+    previous = {
+        number: signal.signal(number, lambda *_: stop.set())
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        supervisor.run_in_foreground()
+        container.run_background()
+        print(f"projecting {', '.join(NAMES)}; Ctrl+C to stop", file=sys.stderr)
+        stop.wait()
     finally:
-        stop()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         container.close()
     return 0
 
@@ -273,6 +293,42 @@ def watch_rebuild(
         )
         out.flush()
         time.sleep(0.5)
+
+
+def _audit_verify(settings: Settings, arguments: argparse.Namespace) -> int:
+    """Check every link; exit 1 and name the first position that fails."""
+    checkpoint = (
+        Checkpoint.parse(arguments.checkpoint) if arguments.checkpoint else None
+    )
+    container = build(settings)
+    try:
+        chain = container.compliance.chain
+        head = container.events.head()
+        started = time.monotonic()
+
+        def progress(position: int) -> None:
+            elapsed = max(time.monotonic() - started, 1e-6)
+            share = position / head if head else 1.0
+            sys.stderr.write(
+                f"\r[{'#' * int(share * 30):<30}] {share:6.1%} {position}/{head} events"
+                f"  {position / elapsed:,.0f} events/s"
+            )
+            sys.stderr.flush()
+
+        result = chain.verify(checkpoint=checkpoint, progress=progress)
+    finally:
+        container.close()
+    sys.stderr.write("\n")
+    if result.ok:
+        print(f"ok: every link through position {result.checked_through} verifies")
+        if checkpoint is not None:
+            print(f"ok: the chain matches the checkpoint at {checkpoint.position}")
+        return 0
+    print(
+        f"FAILED at position {result.first_bad_position}: {result.reason}; "
+        f"links verify through position {result.checked_through}"
+    )
+    return 1
 
 
 def _events_export(settings: Settings, arguments: argparse.Namespace) -> int:

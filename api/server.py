@@ -38,7 +38,10 @@ def hypercorn_config(host: str, port: int, workers: int) -> Config:
 def announce(container: Container, address: str) -> None:
     """Print the first admin token, once ever, and where the service listens."""
     issued = container.tokens.issue_first_admin()
-    lines = [f"Headwater is listening on {address} ({container.location.describe()})"]
+    lines = [
+        f"Headwater is listening on {address} ({container.location.describe()})",
+        f"Console: {address}/console",
+    ]
     if issued is not None:
         lines += [
             "An admin token was created. It is shown this once; keep it safe:",
@@ -61,7 +64,10 @@ def serve(
     announce(container, address)
     config = hypercorn_config(host, port, workers)
     if projections:
-        container.run_projections()
+        container.run_background()
+    else:
+        # Keys a restored backup brought back go before anything is served.
+        container.compliance.destroy_erased_keys()
     try:
         if workers > 1:
             # Each worker builds its own container from the environment; this

@@ -37,6 +37,10 @@ class EventStore(Protocol):
         """The aggregate as it is now, or None if it was never created."""
         ...
 
+    def find_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Aggregate]:
+        """Several aggregates at once (one round trip); absent ids are left out."""
+        ...
+
     def find_as_of(self, aggregate_id: UUID, kind: type[A], at: datetime) -> A | None:
         """The aggregate as it was at instant `at` (None if it did not exist)."""
         ...
@@ -53,8 +57,14 @@ class EventStore(Protocol):
         """
         ...
 
-    def record(self, *aggregates: Aggregate) -> dict[UUID, int]:
-        """Like `save`, answering the position of each aggregate's last event."""
+    def record(
+        self, *aggregates: Aggregate, new_keys: object = None
+    ) -> dict[UUID, int]:
+        """Like `save`, answering the position of each aggregate's last event.
+
+        `new_keys` (from `SubjectKeys.prepare_fresh`) are stored in the same
+        transaction, so a new subject's key exists exactly when its events do.
+        """
         ...
 
     def read(
@@ -91,12 +101,24 @@ class SubjectKeys(Protocol):
         """Make sure each subject has a key; returns every subject's key."""
         ...
 
+    def prepare_fresh(self, subject_ids: Sequence[str]) -> object:
+        """Keys for new random subjects, for `EventStore.record` to store."""
+        ...
+
     def fetch_many(self, subject_ids: Sequence[str]) -> Mapping[str, bytes]:
         """The keys that exist among `subject_ids`; destroyed keys are absent."""
         ...
 
     def destroy(self, subject_id: str) -> None:
         """Destroy a subject's key for good."""
+        ...
+
+    def destroy_many(self, subject_ids: Sequence[str]) -> int:
+        """Destroy several keys; answers how many existed."""
+        ...
+
+    def subjects(self, prefix: str) -> list[str]:
+        """The ids of the keys that exist and start with `prefix`."""
         ...
 
 

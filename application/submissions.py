@@ -13,7 +13,6 @@ fresh state, alone; a submission is therefore always all or nothing.
 
 from __future__ import annotations
 
-import copy
 import logging
 import queue
 import random
@@ -21,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -70,6 +69,7 @@ MAX_BATCH: Final = 64
 ATTEMPTS: Final = 12
 RETRY_STEP_SECONDS: Final = 0.03
 RULES_CACHE_SIZE: Final = 256
+ENDPOINT_CACHE_SIZE: Final = 10_000
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,11 @@ class Decide:
 Command = Refuse | Decide
 
 
+class StaleIntegration(Exception):
+    """The integration changed after the request was checked against it;
+    the request must be checked again against the current one."""
+
+
 class ExistenceRefusal(Exception):
     """A detailed answer must refuse an action the flags do not allow."""
 
@@ -140,19 +145,47 @@ class Intake:
     def __init__(self, store: EventStore) -> None:
         self._store = store
         self._rules: OrderedDict[tuple[UUID, int | None], CompiledRules] = OrderedDict()
+        self._endpoints: OrderedDict[str, Integration] = OrderedDict()
         self._lock = threading.Lock()
 
-    def endpoint(self, endpoint_id: str, mode: Mode) -> Integration | None:
+    def remembered(self, endpoint_id: str, mode: Mode) -> Integration | None:
+        """The remembered integration if it answers; no I/O (see `endpoint`)."""
+        with self._lock:
+            remembered = self._endpoints.get(endpoint_id)
+        if remembered is not None and _answers(remembered, mode):
+            return remembered
+        return None
+
+    def endpoint(
+        self, endpoint_id: str, mode: Mode, *, fresh: bool = False
+    ) -> Integration | None:
         """The integration answering at this endpoint, or None (HTTP 404).
 
         Production needs an active integration; test mode any saved one.
+        A remembered integration is trusted only to say yes: the writer checks
+        that it is still current before anything is decided (`StaleIntegration`
+        otherwise), and a no is always checked against the store, so that
+        activating an integration takes effect at once.
         """
+        if not fresh:
+            with self._lock:
+                remembered = self._endpoints.get(endpoint_id)
+            if remembered is not None and _answers(remembered, mode):
+                return remembered
         integration = Integrations(self._store).find_by_endpoint(endpoint_id)
-        if integration is None or not integration.saved:
-            return None
-        if mode == "production" and not integration.is_active:
-            return None
-        return integration
+        with self._lock:
+            if integration is None:
+                self._endpoints.pop(endpoint_id, None)
+            else:
+                self._endpoints[endpoint_id] = integration
+                self._endpoints.move_to_end(endpoint_id)
+                while len(self._endpoints) > ENDPOINT_CACHE_SIZE:
+                    self._endpoints.popitem(last=False)
+        return (
+            integration
+            if integration is not None and _answers(integration, mode)
+            else None
+        )
 
     def rules_for(self, integration: Integration) -> CompiledRules:
         """The integration's rules, compiled once per configuration version."""
@@ -199,6 +232,10 @@ class Intake:
         return Decide(integration, facts, reading.actions)
 
 
+def _answers(integration: Integration, mode: Mode) -> bool:
+    return integration.saved and (mode == "test" or integration.is_active)
+
+
 def _forbidden(action: Action, integration: Integration) -> ActionViolation | None:
     """Why the configuration forbids `action` whoever is subscribed, if it does."""
     configuration = integration.configuration
@@ -233,6 +270,10 @@ class Finder(Protocol):
     def find(self, aggregate_id: UUID, kind: type[A]) -> A | None: ...
 
 
+class Loader(Protocol):
+    def find_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Aggregate]: ...
+
+
 class UnitOfWork:
     """The aggregates one batch (or one command) reads and changes.
 
@@ -254,7 +295,7 @@ class UnitOfWork:
         if aggregate_id not in self._seen:
             if self._parent is not None:
                 found = self._parent.get(aggregate_id, kind)
-                self._seen[aggregate_id] = copy.deepcopy(found)
+                self._seen[aggregate_id] = None if found is None else found.clone()
             else:
                 self._seen[aggregate_id] = self._store.find(aggregate_id, kind)
         aggregate = self._seen[aggregate_id]
@@ -262,6 +303,15 @@ class UnitOfWork:
 
     def add(self, aggregate: Aggregate) -> None:
         self._seen[aggregate.id] = aggregate
+
+    def load(self, aggregate_ids: Iterable[UUID], store: Loader) -> list[Aggregate]:
+        """Load the aggregates not seen yet in one round trip; absent ones are
+        remembered as absent. Answers those found."""
+        wanted = [i for i in dict.fromkeys(aggregate_ids) if i not in self._seen]
+        found = store.find_many(wanted) if wanted else {}
+        for aggregate_id in wanted:
+            self._seen[aggregate_id] = found.get(aggregate_id)
+        return list(found.values())
 
     def touch(self, aggregate: Aggregate) -> None:
         """Note that `aggregate` changed; the last touched is recorded last."""
@@ -467,6 +517,30 @@ class Decider:
             ),
             "body_digest": facts.body_digest,
         }
+
+    def reads(self, command: Command) -> list[UUID]:
+        """The claims and dedupe window deciding `command` will look up."""
+        if not isinstance(command, Decide):
+            return []
+        ids = []
+        configuration = command.integration.configuration
+        if configuration.dedupe_period_seconds > 0:
+            ids.append(
+                DedupeWindow.id_for(
+                    integration_id=command.integration.id,
+                    mode=command.facts.mode,
+                    key_digest=self._key_digest(command.facts),
+                )
+            )
+        for action in command.actions:
+            if isinstance(action, ProfileAction):
+                for name in IDENTIFIERS:
+                    value = action.identifier(name)
+                    if value is not None:
+                        ids.append(self.claim_id(name, value))
+            elif action.target is not None:
+                ids.append(self.claim_id(configuration.identify_by, action.target))
+        return ids
 
     def claim_id(self, name: str, value: str) -> UUID:
         return IdentityClaim.id_for(
@@ -808,6 +882,22 @@ class SubmissionWriter:
             violations=list(getattr(command, "violations", [])),
         )
 
+    def _prefetch(self, batch: list[_Pending], work: UnitOfWork) -> None:
+        """Load what the batch will read in two round trips instead of a few
+        per submission: the claims and dedupe windows, then the subscribers
+        holding those claims (with their keys, in one lookup)."""
+        wanted: list[UUID] = []
+        for pending in batch:
+            command = pending.command
+            if isinstance(command, Decide):
+                wanted.append(command.integration.id)
+            wanted += self._decider.reads(command)
+        claims = work.load(wanted, self._store)
+        holders = [
+            c.holder for c in claims if isinstance(c, IdentityClaim) and c.holder
+        ]
+        work.load(holders, self._store)
+
     def _attempt(self, batch: list[_Pending]) -> list[Answer | Exception]:
         """Decide every command of `batch` and record them in one transaction.
 
@@ -815,8 +905,13 @@ class SubmissionWriter:
         the others are still recorded.
         """
         work = UnitOfWork(self._store)
+        self._prefetch(batch, work)
         answers: list[Answer | Exception] = []
         for pending in batch:
+            command = pending.command
+            if isinstance(command, Decide) and _stale(command.integration, work):
+                answers.append(StaleIntegration(str(command.integration.id)))
+                continue
             child = work.child()
             try:
                 answers.append(self._decider.decide(pending.command, child))
@@ -831,15 +926,20 @@ class SubmissionWriter:
         new_subjects = [
             a.id.hex for a in changed if isinstance(a, Subscriber) and a.is_new
         ]
-        if new_subjects:
-            self._keys.create(new_subjects)
-        positions = self._store.record(*changed) if changed else {}
+        new_keys = self._keys.prepare_fresh(new_subjects) if new_subjects else None
+        positions = self._store.record(*changed, new_keys=new_keys) if changed else {}
         return [
             answer
             if isinstance(answer, Exception)
             else _with_position(answer, positions, pending.command)
             for answer, pending in zip(answers, batch, strict=True)
         ]
+
+
+def _stale(integration: Integration, work: UnitOfWork) -> bool:
+    """Whether the integration changed since the command was checked."""
+    current = work.get(integration.id, Integration)
+    return current is None or current.version != integration.version
 
 
 def _resolve(pending: _Pending, answer: Answer | Exception) -> None:

@@ -9,6 +9,7 @@ one place where an aggregate's state changes.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal, Self, TypeVar
@@ -180,6 +181,21 @@ class Aggregate:
         """Hand over the events recorded since the last save (library protocol)."""
         collected, self._pending_events = self._pending_events, []
         return collected
+
+    def clone(self) -> Self:
+        """An independent copy: changing it leaves this one as it is.
+
+        Events are immutable, so a shallow copy serves any aggregate whose
+        own fields are immutable; one with mutable containers copies them
+        too (`_copy_containers`).
+        """
+        twin = copy.copy(self)
+        twin._pending_events = list(self._pending_events)
+        self._copy_containers(twin)
+        return twin
+
+    def _copy_containers(self, twin: Self) -> None:
+        """Give `twin` its own copies of this aggregate's mutable fields."""
 
     @property
     def has_pending_events(self) -> bool:

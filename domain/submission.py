@@ -261,6 +261,9 @@ class DedupeWindow(Aggregate):
             results=results,
         )
 
+    def _copy_containers(self, twin: DedupeWindow) -> None:
+        twin.results = list(self.results)
+
     def when(self, event: DomainEvent) -> None:
         match event:
             case DedupeWindowOpened():

@@ -80,6 +80,8 @@ class MessageTriggered(Caused):
     delivery_id: UUID
     activity_id: int
     request_content: Annotated[dict[str, Any] | None, PERSONAL] = None
+    #: The identifiers as the submission left them: who the message goes to.
+    recipient: Annotated[dict[str, str | None] | None, PERSONAL] = None
 
 
 class MessageSuppressed(Caused):
@@ -115,6 +117,12 @@ class Subscriber(Aggregate):
             source=provenance.source,
             **_caused(provenance),
         )
+
+    def erase(self, *, actor: Actor, reason: str) -> None:
+        """Record that the person was erased; the event holds no personal data."""
+        if self.erased:
+            return
+        self._record(SubscriberErased, actor=actor, reason=reason)
 
     @property
     def unsubscribed_at(self) -> str | None:
@@ -232,9 +240,17 @@ class Subscriber(Aggregate):
             delivery_id=delivery_id,
             activity_id=activity_id,
             request_content=request_content,
+            recipient={
+                name: self.values.get(name) for name in ("ref", "email", "phone")
+            },
             **_caused(provenance),
         )
         return "triggered"
+
+    def _copy_containers(self, twin: Subscriber) -> None:
+        twin.values = dict(self.values)
+        twin.lists = {list_id: dict(item) for list_id, item in self.lists.items()}
+        twin.triggered_at = list(self.triggered_at)
 
     def when(self, event: DomainEvent) -> None:
         match event:

@@ -29,7 +29,7 @@ from infrastructure.projections.catalog import all_projections
 logger = logging.getLogger(__name__)
 
 #: Raise when a table is added or changed, so that existing stores upgrade.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 ADVISORY_LOCK_NAME: Final = "headwater schema"
 
 #: Headwater's own tables, beside the library's events table.

@@ -9,13 +9,23 @@ from typing import Any, Final
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from api.bootstrap import Container
-from api.http import integrations, reading, submissions, tokens
+from api.http import (
+    compliance,
+    console,
+    deliveries,
+    integrations,
+    reading,
+    submissions,
+    tokens,
+)
 from api.http.jsonio import JSONResponse
+from api.http.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from api.http.openapi import PREFIX, admin_document
 from api.http.problems import TITLES, ProblemError, problem_response
 from api.http.ratelimit import RateLimiter, parse_networks
@@ -39,6 +49,8 @@ ADMIN_ROUTES: Final[tuple[AdminRoute, ...]] = (
     *integrations.ROUTES,
     *tokens.ROUTES,
     *reading.ROUTES,
+    *deliveries.ROUTES,
+    *compliance.ROUTES,
 )
 
 
@@ -54,18 +66,26 @@ def create_app(
     async def openapi(request: Request) -> Response:
         return JSONResponse(admin_document(admin, base=public_base(request)))
 
+    metrics = Metrics(container)
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/problems/{slug}", problem_page, methods=["GET"]),
         Route(PREFIX + "/openapi.json", openapi, methods=["GET"]),
         *(starlette_route(route, PREFIX) for route in admin),
         *submissions.ROUTES,
+        *console.ROUTES,
         *extra_routes,
     ]
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app = Starlette(
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+    )
     settings = container.settings
     app.state.container = container
+    app.state.metrics = metrics
     app.state.public_base_url = settings.public_base_url
     app.state.rate_limiter = RateLimiter(settings.rate_limit)
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
@@ -80,13 +100,25 @@ async def readyz(request: Request) -> Response:
     container: Container = request.app.state.container
     try:
         head = await run_in_threadpool(container.events.head)
+        counts = await run_in_threadpool(container.deliveries.counts)
     except StoreUnavailable:
         return JSONResponse(
             {"status": "unavailable", "store": "unreachable"},
             status_code=503,
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
-    return JSONResponse({"status": "ready", "store": "ok", "headPosition": head})
+    return JSONResponse(
+        {
+            "status": "ready",
+            "store": "ok",
+            "headPosition": head,
+            "deliveries": {
+                "channel": "webhook" if container.channel is not None else "none",
+                "pending": counts["pending"],
+                "dead": counts["dead"],
+            },
+        }
+    )
 
 
 async def problem_page(request: Request) -> Response:

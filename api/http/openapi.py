@@ -358,4 +358,72 @@ SCHEMAS: Final[dict[str, Any]] = {
         },
     },
     "ProjectionList": _list_of("Projection"),
+    "Delivery": {
+        "type": "object",
+        "required": ["id", "status", "activityId", "subscriberId", "attempts"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "status": {
+                "type": "string",
+                "enum": ["pending", "delivered", "dead", "cancelled"],
+            },
+            "activityId": {"type": "integer"},
+            "subscriberId": {"type": "string"},
+            "integrationId": {"type": "string"},
+            "submissionId": {"type": "string"},
+            "attempts": {"type": "integer"},
+            "nextAttemptAt": {"type": ["string", "null"]},
+            "lastError": {"type": ["string", "null"]},
+            "createdAt": {"type": "string"},
+            "updatedAt": {"type": "string"},
+        },
+    },
+    "DeliveryList": _list_of("Delivery"),
+    "Erasure": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 1000}},
+    },
+    "Erased": {
+        "type": "object",
+        "required": ["id", "erased", "position"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "erased": {"type": "boolean", "const": True},
+            "position": {"type": ["integer", "null"]},
+        },
+    },
+    "SubscriberExport": {
+        "type": "object",
+        "required": ["subscriberId", "profile", "events", "auditEntries", "deliveries"],
+    },
+    "Checkpoint": {
+        "type": "object",
+        "required": ["position", "hash"],
+        "properties": {
+            "position": {"type": "integer"},
+            "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        },
+    },
+    "ChainVerification": {
+        "type": "object",
+        "required": ["ok", "checkedThrough", "firstBadPosition", "unchained"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "checkedThrough": {"type": "integer"},
+            "firstBadPosition": {"type": ["integer", "null"]},
+            "unchained": {"type": "integer"},
+            "reason": {"type": ["string", "null"]},
+        },
+    },
+    "DeliveryRetry": {
+        "type": "object",
+        "required": ["id", "status", "position"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "status": {"type": "string"},
+            "position": {"type": ["integer", "null"]},
+        },
+    },
 }

@@ -27,12 +27,19 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from api.http.jsonio import JSONResponse, read_limited
+from api.http.metrics import submission_outcome
 from api.http.problems import ProblemError, problem_body
 from api.http.ratelimit import RateLimiter, client_address
 from api.http.routing import container_of
 from application.errors import StoreUnavailable, Unauthenticated
 from application.ports import CaptchaUnavailable
-from application.submissions import Answer, Command, Refuse, RequestFacts
+from application.submissions import (
+    Answer,
+    Command,
+    Refuse,
+    RequestFacts,
+    StaleIntegration,
+)
 from domain.access import Permission
 from domain.actions import (
     MAX_ACTIONS,
@@ -112,9 +119,15 @@ async def _submit(request: Request, mode: Mode) -> Response:
     endpoint_id: str = request.path_params["endpoint_id"]
     form_post = _media_type(request) in (FORM_TYPE, MULTIPART_TYPE)
     try:
-        return await _handle(request, endpoint_id, mode)
+        response = await _handle(request, endpoint_id, mode)
     except ProblemError as problem:
-        return _problem(request, problem, form_post=form_post, integration=None)
+        response = _problem(request, problem, form_post=form_post, integration=None)
+    # Recorded submissions count by outcome; the rest by the status they got.
+    outcome = getattr(request.state, "outcome", None)
+    request.app.state.metrics.submission(
+        mode, outcome or f"stopped:{response.status_code}"
+    )
+    return response
 
 
 async def _handle(request: Request, endpoint_id: str, mode: Mode) -> Response:
@@ -137,22 +150,46 @@ async def _handle(request: Request, endpoint_id: str, mode: Mode) -> Response:
     parsed = await _read_body(request, raw)
 
     # 2. The endpoint.
-    integration = await run_in_threadpool(container.intake.endpoint, endpoint_id, mode)
+    intake = container.intake
+    integration = intake.remembered(endpoint_id, mode) or await run_in_threadpool(
+        intake.endpoint, endpoint_id, mode
+    )
     if integration is None:
         raise ProblemError(404, "not-found", "no endpoint answers at this address")
 
     # From here on an error is answered for this integration: with its CORS
     # headers, so a browser script can read it, and its error redirect.
     try:
-        response = await _submit_to(
-            request,
-            integration,
-            _envelope(request, parsed, integration),
-            endpoint_id=endpoint_id,
-            mode=mode,
-            idempotency_key=idempotency_key,
-            received_at=received_at,
-        )
+        try:
+            response = await _submit_to(
+                request,
+                integration,
+                _envelope(request, parsed, integration),
+                endpoint_id=endpoint_id,
+                mode=mode,
+                idempotency_key=idempotency_key,
+                received_at=received_at,
+            )
+        except StaleIntegration:
+            # The integration changed while this request was checked: check
+            # it again, once, against the integration as it is now.
+            current = await run_in_threadpool(
+                lambda: container.intake.endpoint(endpoint_id, mode, fresh=True)
+            )
+            if current is None:
+                raise ProblemError(
+                    404, "not-found", "no endpoint answers at this address"
+                ) from None
+            integration = current
+            response = await _submit_to(
+                request,
+                integration,
+                _envelope(request, parsed, integration),
+                endpoint_id=endpoint_id,
+                mode=mode,
+                idempotency_key=idempotency_key,
+                received_at=received_at,
+            )
     except StoreUnavailable as error:
         logger.warning("answered 503: %s", error)
         problem = ProblemError(
@@ -258,7 +295,9 @@ async def _submit_to(
 async def _record(request: Request, command: Command) -> Answer:
     """Hand the command to the process's writer and wait for the commit."""
     writer = container_of(request).writer
-    return await asyncio.wrap_future(writer.submit(command))
+    answer = await asyncio.wrap_future(writer.submit(command))
+    request.state.outcome = submission_outcome(answer)
+    return answer
 
 
 async def preflight(request: Request) -> Response:

@@ -216,14 +216,19 @@ class InterruptedStore:
         self._times = times
         self.records = 0
 
-    def record(self, *aggregates: Aggregate) -> dict[UUID, int]:
+    def record(
+        self, *aggregates: Aggregate, new_keys: object = None
+    ) -> dict[UUID, int]:
         self.records += 1
         if self._times is None or self.records <= self._times:
             self._before_record()
-        return self._store.record(*aggregates)
+        return self._store.record(*aggregates, new_keys=new_keys)
 
     def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         return self._store.find(aggregate_id, kind)
+
+    def find_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Aggregate]:
+        return self._store.find_many(aggregate_ids)
 
     def find_as_of(self, aggregate_id: UUID, kind: type[A], at: datetime) -> A | None:
         return self._store.find_as_of(aggregate_id, kind, at)

@@ -1,0 +1,1 @@
+"""Plain peers: the same load served without event sourcing, for comparison."""
