@@ -37,6 +37,10 @@ class EventStore(Protocol):
         """The aggregate as it is now, or None if it was never created."""
         ...
 
+    def versions(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The current version of each aggregate that exists (one round trip)."""
+        ...
+
     def find_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Aggregate]:
         """Several aggregates at once (one round trip); absent ids are left out."""
         ...

@@ -70,6 +70,7 @@ ATTEMPTS: Final = 12
 RETRY_STEP_SECONDS: Final = 0.03
 RULES_CACHE_SIZE: Final = 256
 ENDPOINT_CACHE_SIZE: Final = 10_000
+CLAIM_ID_CACHE_SIZE: Final = 10_000
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,9 @@ class UnitOfWork:
         self._store = store
         self._parent = parent
         self._seen: dict[UUID, Aggregate | None] = {}
-        self._order: list[UUID] = []
+        #: Changed aggregates in the order of their last change (a dict keeps
+        #: insertion order and finds ids in constant time).
+        self._order: dict[UUID, None] = {}
 
     def child(self) -> UnitOfWork:
         return UnitOfWork(self._store, parent=self)
@@ -315,17 +318,15 @@ class UnitOfWork:
 
     def touch(self, aggregate: Aggregate) -> None:
         """Note that `aggregate` changed; the last touched is recorded last."""
-        if aggregate.id in self._order:
-            self._order.remove(aggregate.id)
-        self._order.append(aggregate.id)
+        self._order.pop(aggregate.id, None)
+        self._order[aggregate.id] = None
 
     def merge_into_parent(self) -> None:
         parent = self._parent
         assert parent is not None
         parent._seen.update(self._seen)
         for aggregate_id in self._order:
-            if aggregate_id not in parent._order:
-                parent._order.append(aggregate_id)
+            parent._order.setdefault(aggregate_id, None)
 
     def changed(self) -> list[Aggregate]:
         """Aggregates with events to record, in the order they were changed."""
@@ -351,6 +352,7 @@ class Decider:
         self._fingerprints = fingerprints
         self._clock = clock
         self._trigger_limit = trigger_limit
+        self._claim_ids: dict[tuple[str, str], UUID] = {}
 
     def decide(self, command: Command, work: UnitOfWork) -> Answer:
         """Change aggregates in `work`; the answer's position is filled in later."""
@@ -543,6 +545,16 @@ class Decider:
         return ids
 
     def claim_id(self, name: str, value: str) -> UUID:
+        # Each batch asks twice for the same ids (to load, then to decide).
+        key = (name, value)
+        found = self._claim_ids.get(key)
+        if found is None:
+            if len(self._claim_ids) > CLAIM_ID_CACHE_SIZE:
+                self._claim_ids.clear()
+            found = self._claim_ids[key] = self._claim_id(name, value)
+        return found
+
+    def _claim_id(self, name: str, value: str) -> UUID:
         return IdentityClaim.id_for(
             self._fingerprints.of("identifier", f"{name}:{value}")
         )
@@ -888,10 +900,7 @@ class SubmissionWriter:
         holding those claims (with their keys, in one lookup)."""
         wanted: list[UUID] = []
         for pending in batch:
-            command = pending.command
-            if isinstance(command, Decide):
-                wanted.append(command.integration.id)
-            wanted += self._decider.reads(command)
+            wanted += self._decider.reads(pending.command)
         claims = work.load(wanted, self._store)
         holders = [
             c.holder for c in claims if isinstance(c, IdentityClaim) and c.holder
@@ -906,10 +915,16 @@ class SubmissionWriter:
         """
         work = UnitOfWork(self._store)
         self._prefetch(batch, work)
+        versions = self._store.versions(
+            [p.command.integration.id for p in batch if isinstance(p.command, Decide)]
+        )
         answers: list[Answer | Exception] = []
         for pending in batch:
             command = pending.command
-            if isinstance(command, Decide) and _stale(command.integration, work):
+            if (
+                isinstance(command, Decide)
+                and versions.get(command.integration.id) != command.integration.version
+            ):
                 answers.append(StaleIntegration(str(command.integration.id)))
                 continue
             child = work.child()
@@ -934,12 +949,6 @@ class SubmissionWriter:
             else _with_position(answer, positions, pending.command)
             for answer, pending in zip(answers, batch, strict=True)
         ]
-
-
-def _stale(integration: Integration, work: UnitOfWork) -> bool:
-    """Whether the integration changed since the command was checked."""
-    current = work.get(integration.id, Integration)
-    return current is None or current.version != integration.version
 
 
 def _resolve(pending: _Pending, answer: Answer | Exception) -> None:

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -29,6 +29,11 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+#: How long a pool keeps trying, in the background, to replace a connection
+#: it lost. psycopg_pool's default (five minutes, the delay doubling each
+#: time) can leave a pool empty for as long as the outage lasted after the
+#: database is back; giving up soon lets the next checkout connect at once.
+RECONNECT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -279,6 +284,7 @@ class PostgresDatabase(Database):
             open=False,
             name="headwater",
             timeout=10,
+            reconnect_timeout=RECONNECT_SECONDS,
         )
         self._opened = False
         self._open_lock = threading.Lock()
@@ -294,8 +300,8 @@ class PostgresDatabase(Database):
     def transaction(self, *, durable: bool = True) -> Iterator[Cursor]:
         self._open()
         try:
-            with self.pool.connection() as connection, connection.transaction():
-                cursor = connection.cursor()
+            with ExitStack() as stack:
+                cursor = self._begin(stack).cursor()
                 if not durable:
                     cursor.execute("SET LOCAL synchronous_commit = off")
                 yield cursor
@@ -303,6 +309,31 @@ class PostgresDatabase(Database):
             raise StoreUnavailable(f"PostgreSQL is unavailable: {error}") from error
         except psycopg.errors.LockNotAvailable as error:
             raise StoreUnavailable(f"PostgreSQL is busy: {error}") from error
+
+    def _begin(self, stack: ExitStack) -> psycopg.Connection[Any]:
+        """A pooled connection with a transaction begun; `stack` ends both.
+
+        A database restart kills every pooled connection, and the pool learns
+        it only when one is used. If BEGIN fails, nothing has run yet: the
+        pool drops every dead connection it holds and the transaction begins
+        on another. That check costs a round trip per idle connection, paid
+        after such a failure only, never at an ordinary checkout.
+        """
+        for last in (False, True):
+            attempt = ExitStack()
+            connection = attempt.enter_context(self.pool.connection())
+            try:
+                attempt.enter_context(connection.transaction())
+            except psycopg.OperationalError as error:
+                attempt.__exit__(type(error), error, error.__traceback__)
+                if last:
+                    raise
+                logger.warning("a pooled connection was lost (%s); retrying", error)
+                self.pool.check()
+                continue
+            stack.push(attempt)
+            return connection
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     @contextmanager
     def reading(self) -> Iterator[Cursor]:

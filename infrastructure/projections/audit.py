@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 
 from infrastructure.database import Cursor
-from infrastructure.projections.base import Projection, StoredView, Tables, json_text
+from infrastructure.projections.base import (
+    Projection,
+    StoredView,
+    Tables,
+    insert_rows,
+    json_text,
+)
 
 SUBJECT_TYPES: Final = {
     "IntegrationCreated": "integration",
@@ -137,24 +143,27 @@ class AuditProjection(Projection):
     def apply(
         self, cursor: Cursor, events: Sequence[StoredView], tables: Tables
     ) -> None:
+        # Every event makes exactly one entry, and the tracking position
+        # guarantees each event is applied once: plain inserts, in bulk.
         entries = [_entry(event) for event in events]
-        marks = ", ".join(["%s"] * len(COLUMNS))
-        cursor.executemany(
-            f"INSERT INTO {tables['entries']} ({', '.join(COLUMNS)})"  # noqa: S608
-            f" VALUES ({marks}) ON CONFLICT (position) DO NOTHING",
+        insert_rows(
+            cursor,
+            tables.dialect,
+            tables["entries"],
+            COLUMNS,
             [tuple(entry[c] for c in COLUMNS) for entry in entries],
         )
-        requests = [
-            (entry["subject_id"], entry["actor"], entry["request"])
-            for entry in entries
-            if entry["action"] in SUBMISSION_EVENTS
-        ]
-        if requests:
-            cursor.executemany(
-                f"INSERT INTO {tables['requests']} (submission_id, actor, request)"  # noqa: S608
-                " VALUES (%s, %s, %s) ON CONFLICT (submission_id) DO NOTHING",
-                requests,
-            )
+        insert_rows(
+            cursor,
+            tables.dialect,
+            tables["requests"],
+            ("submission_id", "actor", "request"),
+            [
+                (entry["subject_id"], entry["actor"], entry["request"])
+                for entry in entries
+                if entry["action"] in SUBMISSION_EVENTS
+            ],
+        )
 
 
 def _entry(event: StoredView) -> dict[str, Any]:

@@ -33,6 +33,11 @@ from infrastructure.database import Cursor, Database
 
 Dialect = Literal["sqlite", "postgres"]
 
+#: `2026-12-03T12:00:00.123456+00:00`, as orjson writes a UTC datetime.
+UTC_STORED_LENGTH: Final = 32
+#: Parameters per statement on SQLite, well below its limit.
+SQLITE_CHUNK: Final = 900
+
 REGISTRY_STATEMENTS: Final = {
     "sqlite": [
         "CREATE TABLE IF NOT EXISTS projection_state ("
@@ -82,15 +87,27 @@ class StoredView:
         return cls(
             position=notification.id,
             event_type=notification.topic.rpartition(":")[2],
-            aggregate_id=UUID(str(notification.originator_id)),
+            aggregate_id=_uuid(notification.originator_id),
             version=notification.originator_version,
             occurred_at=utc_text(state.get("timestamp")),
             state=state,
         )
 
 
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
 def utc_text(value: Any) -> str:
     """A stored time as fixed-width UTC text, which sorts as time does."""
+    if (
+        isinstance(value, str)
+        and len(value) == UTC_STORED_LENGTH
+        and value.endswith("+00:00")
+    ):
+        # How events store their timestamps (orjson): already UTC, to the
+        # microsecond; only the offset is written differently.
+        return value[:-6] + "Z"
     if isinstance(value, datetime):
         moment = value
     else:
@@ -100,6 +117,53 @@ def utc_text(value: Any) -> str:
 
 def json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def replace_rows(
+    cursor: Cursor,
+    dialect: Dialect,
+    table: str,
+    *,
+    key: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    delete: Sequence[Any] = (),
+) -> None:
+    """Upsert many rows by their key (the first column), and delete others:
+    one DELETE of every key involved, then one bulk insert."""
+    keys = [row[0] for row in rows] + list(delete)
+    if not keys:
+        return
+    if dialect == "postgres":
+        cursor.execute(f"DELETE FROM {table} WHERE {key} = ANY(%s)", (keys,))  # noqa: S608
+    else:
+        for start in range(0, len(keys), SQLITE_CHUNK):
+            chunk = keys[start : start + SQLITE_CHUNK]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"DELETE FROM {table} WHERE {key} IN ({marks})", chunk)  # noqa: S608
+    insert_rows(cursor, dialect, table, columns, rows)
+
+
+def insert_rows(
+    cursor: Cursor,
+    dialect: Dialect,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """Insert many new rows at once: COPY on PostgreSQL, which costs a
+    fraction of one INSERT per row; a prepared INSERT loop on SQLite."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if dialect == "postgres":
+        copying: Any = cursor
+        with copying.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join(["%s"] * len(columns))
+    cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
 
 
 class Projection(ABC):

@@ -13,7 +13,13 @@ from typing import Any, ClassVar, Final
 import orjson
 
 from infrastructure.database import Cursor
-from infrastructure.projections.base import Projection, StoredView, Tables, json_text
+from infrastructure.projections.base import (
+    Projection,
+    StoredView,
+    Tables,
+    json_text,
+    replace_rows,
+)
 
 PROFILE_EVENTS: Final = frozenset(
     {"SubscriberRegistered", "ProfileChanged", "SubscriberErased"}
@@ -65,16 +71,15 @@ class SubscribersProjection(Projection):
     ) -> None:
         profile_events = [e for e in events if e.event_type in PROFILE_EVENTS]
         if profile_events:
-            self._profiles(
-                cursor, profile_events, tables["profiles"], tables["lookups"]
-            )
+            self._profiles(cursor, profile_events, tables)
         claim_events = [e for e in events if e.event_type in CLAIM_EVENTS]
         if claim_events:
-            self._lookups(cursor, claim_events, tables["lookups"])
+            self._lookups(cursor, claim_events, tables)
 
     def _profiles(
-        self, cursor: Cursor, events: list[StoredView], table: str, lookups: str
+        self, cursor: Cursor, events: list[StoredView], tables: Tables
     ) -> None:
+        table, lookups = tables["profiles"], tables["lookups"]
         rows = _load(cursor, table, {str(e.aggregate_id) for e in events})
         erased: set[str] = set()
         for event in events:
@@ -97,21 +102,24 @@ class SubscribersProjection(Projection):
                 _change(rows[key], event)
         if erased:
             marks = ", ".join(["%s"] * len(erased))
-            cursor.execute(f"DELETE FROM {table} WHERE id IN ({marks})", sorted(erased))  # noqa: S608
             cursor.execute(
                 f"DELETE FROM {lookups} WHERE subscriber_id IN ({marks})",  # noqa: S608
                 sorted(erased),
             )
-        if rows:
-            marks = ", ".join(["%s"] * len(COLUMNS))
-            updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "id")
-            cursor.executemany(
-                f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({marks})"  # noqa: S608
-                f" ON CONFLICT (id) DO UPDATE SET {updates}",
-                [_stored(row) for row in rows.values()],
-            )
+        replace_rows(
+            cursor,
+            tables.dialect,
+            table,
+            key="id",
+            columns=COLUMNS,
+            rows=[_stored(row) for row in rows.values()],
+            delete=sorted(erased),
+        )
 
-    def _lookups(self, cursor: Cursor, events: list[StoredView], table: str) -> None:
+    def _lookups(
+        self, cursor: Cursor, events: list[StoredView], tables: Tables
+    ) -> None:
+        table = tables["lookups"]
         holders: dict[str, str | None] = {}
         for event in events:
             claim = str(event.aggregate_id)
@@ -119,18 +127,15 @@ class SubscribersProjection(Projection):
                 holders[claim] = None
             else:
                 holders[claim] = str(event.state["subscriberId"])
-        released = sorted(c for c, s in holders.items() if s is None)
-        if released:
-            marks = ", ".join(["%s"] * len(released))
-            cursor.execute(f"DELETE FROM {table} WHERE claim_id IN ({marks})", released)  # noqa: S608
-        held = [(c, s) for c, s in holders.items() if s is not None]
-        if held:
-            cursor.executemany(
-                f"INSERT INTO {table} (claim_id, subscriber_id) VALUES (%s, %s)"  # noqa: S608
-                " ON CONFLICT (claim_id)"
-                " DO UPDATE SET subscriber_id = excluded.subscriber_id",
-                held,
-            )
+        replace_rows(
+            cursor,
+            tables.dialect,
+            table,
+            key="claim_id",
+            columns=("claim_id", "subscriber_id"),
+            rows=[(c, s) for c, s in holders.items() if s is not None],
+            delete=sorted(c for c, s in holders.items() if s is None),
+        )
 
 
 def _change(row: dict[str, Any], event: StoredView) -> None:

@@ -230,6 +230,9 @@ class InterruptedStore:
     def find_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Aggregate]:
         return self._store.find_many(aggregate_ids)
 
+    def versions(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, int]:
+        return self._store.versions(aggregate_ids)
+
     def find_as_of(self, aggregate_id: UUID, kind: type[A], at: datetime) -> A | None:
         return self._store.find_as_of(aggregate_id, kind, at)
 
