@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
+import subprocess
 import sys
+import threading
+import time
 from typing import Final
 
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -20,6 +26,17 @@ from api.settings import Settings
 logger = logging.getLogger(__name__)
 
 GRACEFUL_SECONDS: Final = 10
+#: The request line and headers together; more is answered 431 by hypercorn
+#: (h11), with no body, and the connection is closed. docs/reliability.md.
+MAX_HEADER_BYTES: Final = 16 * 1024
+#: A connection that sends no complete request line and headers within this
+#: long is closed without an answer. The body has its own deadline, kept by
+#: the application (api/http/jsonio.py), as this timer stops at the headers.
+HEADERS_SECONDS: Final = 5
+PR_SET_PDEATHSIG: Final = 1
+CHILD_BACKOFF_FIRST: Final = 1.0
+CHILD_BACKOFF_MAX: Final = 30.0
+CHILD_HEALTHY_SECONDS: Final = 30.0
 #: The last line of the start-up announcement.
 STOP_HINT: Final = "Press Ctrl+C to stop."
 
@@ -32,6 +49,11 @@ def hypercorn_config(host: str, port: int, workers: int) -> Config:
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = GRACEFUL_SECONDS
+    # Pinned rather than inherited, so that the limits docs/reliability.md
+    # states do not move with a hypercorn upgrade.
+    config.h11_max_incomplete_size = MAX_HEADER_BYTES
+    config.h2_max_header_list_size = MAX_HEADER_BYTES
+    config.keep_alive_timeout = HEADERS_SECONDS
     return config
 
 
@@ -56,18 +78,24 @@ def announce(container: Container, address: str) -> None:
 def serve(
     settings: Settings, *, host: str, port: int, workers: int, projections: bool = True
 ) -> int:
-    """Serve HTTP; unless told not to, run the projections in this process too."""
+    """Serve HTTP; unless told not to, run the projections and the delivery
+    worker too: in a child process on PostgreSQL, so that they never compete
+    with the requests for this process's interpreter lock; in this process on
+    SQLite, where each write wakes them at once."""
     address = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     if settings.public_base_url is None:
         settings = settings.model_copy(update={"public_base_url": address})
     container = build(settings)
     announce(container, address)
     config = hypercorn_config(host, port, workers)
-    if projections:
+    # Keys a restored backup brought back go before anything is served.
+    container.compliance.destroy_erased_keys()
+    child: ChildProjector | None = None
+    if projections and container.location.dialect == "postgres":
+        child = ChildProjector()
+        child.start()
+    elif projections:
         container.run_background()
-    else:
-        # Keys a restored backup brought back go before anything is served.
-        container.compliance.destroy_erased_keys()
     try:
         if workers > 1:
             # Each worker builds its own container from the environment; this
@@ -79,8 +107,67 @@ def serve(
             return hypercorn_run(config)
         asyncio.run(_serve_until_signalled(create_app(container), config))
     finally:
+        if child is not None:
+            child.stop()
         container.close()
     return 0
+
+
+def _die_with_parent() -> None:
+    """In the child: be terminated when the serving process dies, even by
+    SIGKILL, so no orphaned projector keeps running (Linux only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class ChildProjector:
+    """`headwater projector` as a child process, restarted if it dies."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._watch, name="child projector", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _watch(self) -> None:
+        backoff = CHILD_BACKOFF_FIRST
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "projector"],
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only sets a signal
+            )
+            while self._process.poll() is None and not self._stop.is_set():
+                self._stop.wait(0.5)
+            if self._stop.is_set():
+                return
+            if time.monotonic() - started > CHILD_HEALTHY_SECONDS:
+                backoff = CHILD_BACKOFF_FIRST
+            logger.warning(
+                "the projector process exited with %s; restarting in %.0f s",
+                self._process.returncode,
+                backoff,
+            )
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, CHILD_BACKOFF_MAX)
+
+    def stop(self) -> None:
+        self._stop.set()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=GRACEFUL_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._thread.join(timeout=5)
 
 
 async def _serve_until_signalled(app: object, config: Config) -> None:
