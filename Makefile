@@ -32,5 +32,24 @@ browser:
 
 test: browser lint typecheck unit
 
+# Schemathesis, long: FUZZ_EXAMPLES examples per operation of the admin API
+# and of a Production spec file, with a new seed each run; several minutes.
+# `make test` runs the same tests with 8 examples. docs/reliability.md.
+FUZZ_EXAMPLES ?= 300
+fuzz: install
+	HEADWATER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HEADWATER_FUZZ_SEED=random \
+		$(BIN)/pytest -q --timeout=3600 tests/badinput/test_schemathesis.py
+
+# Benchmarks: Headwater beside a plain peer, rebuilds, lag; several minutes.
+bench: install
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python -m bench.ingest --store postgres
+	$(BIN)/python -m bench.ingest --store sqlite
+	$(BIN)/python -m bench.lag --store postgres
+	$(BIN)/python -m bench.lag --store sqlite
+	$(BIN)/python -m bench.rebuild --store postgres --events 1000000
+	$(BIN)/python -m bench.rebuild --store sqlite --events 1000000
+	$(BIN)/python -m bench.report
+
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache test-output

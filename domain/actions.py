@@ -298,7 +298,8 @@ class _ActionReader:
                 self.bad(where, "format", "must be a date written YYYY-MM-DD")
             return text
         limit = MAX_IDENTIFIER_LENGTH if name == "ref" else MAX_TEXT_LENGTH
-        if len(text) > limit:
+        # The length as sent, spaces and all: what the spec files promise.
+        if len(value) > limit:
             self.bad(where, "maxLength", f"must be at most {limit} characters")
         if name == "ref" and not text:
             self.bad(where, "minLength", "must not be empty; use null to clear it")
@@ -332,7 +333,7 @@ class _ActionReader:
         fields: dict[str, Any] = {}
         for name, item in value.items():
             path = f"{CUSTOM_PREFIX}{name}"
-            if not isinstance(name, str) or not CUSTOM_NAME.match(name):
+            if not isinstance(name, str) or not CUSTOM_NAME.fullmatch(name):
                 self.bad(
                     path,
                     "format",
@@ -528,6 +529,10 @@ class _ActionReader:
 
 
 def _is_whole(value: Any) -> bool:
+    """An integer, or a number written with a fraction of zero: JSON (and
+    JSON Schema's `integer`) does not tell 7 from 7.0."""
+    if isinstance(value, float):
+        return value.is_integer()
     return isinstance(value, int) and not isinstance(value, bool)
 
 

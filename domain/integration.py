@@ -270,7 +270,11 @@ def _secret_change(
         return "set"
     if after is None:
         return "cleared"
-    if secrets.compare_digest(before.get_secret_value(), after.get_secret_value()):
+    # As bytes: compare_digest refuses str holding anything but ASCII.
+    unchanged = secrets.compare_digest(
+        before.get_secret_value().encode(), after.get_secret_value().encode()
+    )
+    if unchanged:
         return None
     return "changed"
 

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from api.bootstrap import Container
 from api.http import (
@@ -181,12 +181,16 @@ async def on_unavailable(request: Request, error: Exception) -> Response:
 async def on_http(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     if error.status_code == 405:
+        headers = dict(error.headers or {})
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
         return problem_response(
             request,
             405,
             "method-not-allowed",
             f"{request.method} is not allowed here",
-            headers=dict(error.headers or {}),
+            headers=headers,
         )
     if error.status_code == 404:
         return problem_response(request, 404, "not-found", "nothing is here")
@@ -195,8 +199,27 @@ async def on_http(request: Request, error: Exception) -> Response:
     )
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path.
+
+    Starlette's 405 names only the methods of the first route whose path
+    matched, but one admin path may be served by several routes (GET and
+    POST /integrations); RFC 9110 wants them all in `Allow`.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return sorted(methods)
+
+
 async def on_unexpected(request: Request, error: Exception) -> Response:
-    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    # The route's template, not the path: a public path holds the endpoint
+    # id, which is a capability, and an admin path may hold a person's id.
+    template = getattr(request.scope.get("route"), "path", "(no route)")
+    logger.exception("unexpected error on %s %s", request.method, template)
     return problem_response(
         request, 500, "internal-error", "an unexpected error occurred; it was logged"
     )

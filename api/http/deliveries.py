@@ -18,6 +18,7 @@ from api.http.reading import (
     POSITION_HEADER,
     at_least,
     limit_of,
+    whole_number,
 )
 from api.http.routing import AdminRoute, container_of
 from domain.access import AccessToken, Permission
@@ -50,19 +51,19 @@ async def list_deliveries(request: Request, caller: AccessToken) -> Response:
             400, "malformed-request", f"status must be one of {', '.join(STATUSES)}"
         )
     activity = params.get("activityId")
-    if activity is not None and not activity.isdigit():
-        raise ProblemError(
-            400, "malformed-request", "activityId must be a whole number"
-        )
+    activity_id = (
+        whole_number(activity, name="activityId") if activity is not None else None
+    )
+    limit = limit_of(request)
     deliveries = container_of(request).deliveries
     try:
         page = await run_in_threadpool(
             lambda: deliveries.list(
                 status=status,
-                activity_id=int(activity) if activity is not None else None,
+                activity_id=activity_id,
                 subscriber_id=params.get("subscriberId"),
                 cursor=params.get("cursor"),
-                limit=limit_of(request),
+                limit=limit,
             )
         )
     except ValueError as error:

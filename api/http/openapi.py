@@ -50,10 +50,19 @@ def _operation(route: AdminRoute) -> dict[str, Any]:
         403: ("Problem", f"The role lacks the {route.permission} permission."),
         503: ("Problem", "The store is unavailable."),
     }
+    if any(parameter["in"] == "query" for parameter in route.parameters):
+        answers.setdefault(400, ("Problem", "A query parameter is malformed."))
     if route.request_schema is not None:
-        answers.setdefault(400, ("Problem", "The body is not a JSON object."))
+        answers.setdefault(
+            400, ("Problem", "The body is not a JSON object, or names a key twice.")
+        )
+        answers.setdefault(
+            408, ("Problem", "The body did not arrive in time (request-timeout).")
+        )
         answers.setdefault(413, ("Problem", "The body is too large."))
-        answers.setdefault(415, ("Problem", "The body is not application/json."))
+        answers.setdefault(
+            415, ("Problem", "The body is not application/json in UTF-8.")
+        )
         answers.setdefault(
             422, ("Problem", "The body breaks a rule; errors lists each.")
         )

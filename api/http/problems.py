@@ -20,6 +20,7 @@ TITLES: Final = {
     "conflict": "Conflict",
     "gone": "Gone",
     "precondition-failed": "Precondition failed",
+    "request-timeout": "Request timeout",
     "body-too-large": "Request body too large",
     "unsupported-media-type": "Unsupported media type",
     "validation-failed": "Validation failed",

@@ -26,9 +26,14 @@ from api.http.routing import AdminRoute, container_of
 from application.reading import AuditFilter, ProjectionBehind
 from domain.access import AccessToken, Permission
 from infrastructure.eventlog import UnknownEventType
+from infrastructure.projections.catalog import NAMES as PROJECTIONS
 
 DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 500
+#: The largest position, limit or id a query may name: both stores hold
+#: signed 64-bit integers.
+MAX_NUMBER: Final = 2**63 - 1
+MAX_DIGITS: Final = len(str(MAX_NUMBER))
 POSITION_HEADER: Final = "X-Projection-Position"
 RETRY_AFTER: Final = "1"
 CSV_COLUMNS: Final = (
@@ -54,18 +59,36 @@ FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
 CHUNK_LINES: Final = 200
 
 
+def whole_number(
+    text: str, *, name: str, minimum: int = 0, maximum: int = MAX_NUMBER
+) -> int:
+    """A query parameter's whole number, or a 400 problem.
+
+    `str.isdigit` alone would pass "²", which `int` cannot read, and a
+    number past `maximum` would reach the store, which holds 64-bit
+    integers only.
+    """
+    readable = text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS
+    value = int(text) if readable else None
+    if value is None or not minimum <= value <= maximum:
+        raise ProblemError(
+            400,
+            "malformed-request",
+            f"{name} must be a whole number from {minimum} to {maximum}; "
+            f"got {text[:24]!r}",
+        )
+    return value
+
+
 async def at_least(request: Request, projection: str) -> None:
     """Honour `?minPosition=`: wait for the projection, or 503."""
     text = request.query_params.get("minPosition")
     if text is None:
         return
-    if not text.isdigit():
-        raise ProblemError(
-            400, "malformed-request", "minPosition must be a whole number"
-        )
+    position = whole_number(text, name="minPosition")
     read_side = container_of(request).read_side
     try:
-        await run_in_threadpool(read_side.wait_for, projection, int(text))
+        await run_in_threadpool(read_side.wait_for, projection, position)
     except ProjectionBehind as behind:
         raise ProblemError(
             503,
@@ -79,13 +102,7 @@ def limit_of(request: Request) -> int:
     text = request.query_params.get("limit")
     if text is None:
         return DEFAULT_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise ProblemError(
-            400,
-            "malformed-request",
-            f"limit must be a whole number from 1 to {MAX_LIMIT}",
-        )
-    return int(text)
+    return whole_number(text, name="limit", minimum=1, maximum=MAX_LIMIT)
 
 
 def subscriber_id(request: Request) -> UUID:
@@ -186,6 +203,7 @@ def _history_entry(event: Any, *, reveal: bool) -> dict[str, Any]:
 
 def audit_filter(request: Request) -> AuditFilter:
     params = request.query_params
+    # An empty `from=` is a malformed time, not a missing one.
     occurred_from = params.get("from")
     occurred_to = params.get("to")
     return AuditFilter(
@@ -193,8 +211,8 @@ def audit_filter(request: Request) -> AuditFilter:
         integration_id=params.get("integrationId"),
         actor=params.get("actor"),
         action=params.get("action"),
-        occurred_from=_utc(occurred_from, "from") if occurred_from else None,
-        occurred_to=_utc(occurred_to, "to") if occurred_to else None,
+        occurred_from=None if occurred_from is None else _utc(occurred_from, "from"),
+        occurred_to=None if occurred_to is None else _utc(occurred_to, "to"),
     )
 
 
@@ -339,14 +357,9 @@ async def dedupe(request: Request, caller: AccessToken) -> Response:
 
 async def events(request: Request, caller: AccessToken) -> Response:
     params = request.query_params
-    after_text = params.get("after", "0")
+    after = whole_number(params.get("after", "0"), name="after")
     limit_text = params.get("limit")
-    if not after_text.isdigit() or (
-        limit_text is not None and not limit_text.isdigit()
-    ):
-        raise ProblemError(
-            400, "malformed-request", "after and limit must be whole numbers"
-        )
+    limit = whole_number(limit_text, name="limit") if limit_text is not None else None
     types = [t for t in params.getlist("type") for t in t.split(",") if t]
     container = container_of(request)
     log = container.event_log
@@ -355,11 +368,7 @@ async def events(request: Request, caller: AccessToken) -> Response:
     except UnknownEventType as error:
         raise ProblemError(400, "malformed-request", str(error)) from None
     head = await run_in_threadpool(container.events.head)
-    lines = log.lines(
-        after=int(after_text),
-        limit=int(limit_text) if limit_text is not None else None,
-        types=types,
-    )
+    lines = log.lines(after=after, limit=limit, types=types)
     return StreamingResponse(
         _ndjson_chunks(lines),
         media_type="application/x-ndjson",
@@ -405,7 +414,7 @@ MIN_POSITION: Final = {
     "name": "minPosition",
     "in": "query",
     "required": False,
-    "schema": {"type": "integer", "minimum": 0},
+    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_NUMBER},
 }
 LIMIT: Final = {
     "name": "limit",
@@ -538,8 +547,8 @@ ROUTES: Final = (
             400: ("Problem", "Bad query."),
         },
         parameters=(
-            _query("after", {"type": "integer", "minimum": 0}),
-            _query("limit", {"type": "integer", "minimum": 0}),
+            _query("after", {"type": "integer", "minimum": 0, "maximum": MAX_NUMBER}),
+            _query("limit", {"type": "integer", "minimum": 0, "maximum": MAX_NUMBER}),
             _query("type"),
         ),
     ),
@@ -568,7 +577,7 @@ ROUTES: Final = (
                 "name": "name",
                 "in": "path",
                 "required": True,
-                "schema": {"type": "string"},
+                "schema": {"type": "string", "enum": list(PROJECTIONS)},
             },
         ),
     ),

@@ -12,23 +12,56 @@ import copy
 from typing import Any, Final
 
 from api.http.representations import endpoint_urls
+from api.http.submissions import MAX_IDEMPOTENCY_KEY
+from domain.actions import (
+    MAX_ACTIONS,
+    MAX_ACTIVITY_ID,
+    MAX_CONSENT_TEXT,
+    MAX_CUSTOM_FIELDS,
+    MAX_CUSTOM_TEXT_LENGTH,
+    MAX_EVENT_TYPE_LENGTH,
+    MAX_IDENTIFIER_LENGTH,
+    MAX_LISTS,
+    MAX_OPTION_LENGTH,
+    MAX_TEXT_LENGTH,
+)
 from domain.configuration import Configuration
 from domain.integration import Integration
-from domain.profile import IDENTIFIERS, TEXT_FIELDS, is_custom_field
+from domain.profile import (
+    CUSTOM_NAME,
+    CUSTOM_PREFIX,
+    IDENTIFIERS,
+    TEXT_FIELDS,
+    is_custom_field,
+)
 
-MAX_ACTIONS: Final = 50
+#: The longest address `domain.rules.is_email` takes (RFC 5321's path limit).
+MAX_EMAIL_LENGTH: Final = 254
+CUSTOM_NAME_PATTERN: Final = CUSTOM_NAME.pattern
+#: Form list ids: whole numbers from 1, comma-separated; empty parts are
+#: ignored. Fifteen digits keep every id below the domain's 2**53 limit.
+FORM_LISTS_PATTERN: Final = r"^ *([1-9][0-9]{0,14} *)?(, *([1-9][0-9]{0,14} *)?)*$"
 TIMESTAMP_OR_TRUE: Final = {
     "oneOf": [{"const": True}, {"type": "string", "format": "date-time"}]
 }
+#: A list subscription's time: null asks for nothing (or, to unsubscribe, a
+#: reversal, which is refused and recorded but is no error).
+NULLABLE_TIMESTAMP_OR_TRUE: Final = {
+    "oneOf": [{"type": "null"}, *TIMESTAMP_OR_TRUE["oneOf"]]
+}
+#: An activity or list id, as `domain.actions` takes them.
+POSITIVE_ID: Final = {"type": "integer", "minimum": 1, "maximum": MAX_ACTIVITY_ID}
 PROBLEM_ANSWERS: Final = {
-    "400": "The body is not JSON or not an action list.",
+    "400": "The body is not JSON, not an action list, or ambiguous (a key "
+    "twice in one object); a form is not UTF-8; a bad Idempotency-Key.",
     "403": "CAPTCHA missing or failed (captcha-failed), origin not allowed "
     "(origin-not-allowed), or an action the configuration forbids "
     "(action-not-permitted).",
     "404": "Unknown endpoint, or inactive on production.",
     "405": "Only POST and OPTIONS are served here.",
+    "408": "The body did not arrive in time (request-timeout).",
     "413": "The body is too large.",
-    "415": "Unsupported content type.",
+    "415": "Unsupported content type, a charset other than UTF-8, or files.",
     "422": "Validation failed (validation-failed), too many actions, or a reused "
     "Idempotency-Key with another body (idempotency-key-reused).",
     "429": "Rate limit per endpoint and client; see Retry-After.",
@@ -75,8 +108,13 @@ def _path_item(configuration: Configuration, secret_set: bool) -> dict[str, Any]
             "name": "Idempotency-Key",
             "in": "header",
             "required": False,
-            "description": "Names the request for deduplication (at most 255 chars).",
-            "schema": {"type": "string", "maxLength": 255},
+            "description": "Names the request for deduplication "
+            f"(1 to {MAX_IDEMPOTENCY_KEY} characters).",
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_IDEMPOTENCY_KEY,
+            },
         }
     ]
     if configuration.require_recaptcha:
@@ -151,7 +189,15 @@ def _path_item(configuration: Configuration, secret_set: bool) -> dict[str, Any]
             "operationId": "preflight",
             "summary": "CORS preflight",
             "responses": {
-                "204": {"description": "Allowed origins, methods and headers."}
+                "204": {"description": "Allowed origins, methods and headers."},
+                "404": {
+                    "description": PROBLEM_ANSWERS["404"],
+                    "content": {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}
+                        }
+                    },
+                },
             },
         },
     }
@@ -184,11 +230,23 @@ def _schemas(configuration: Configuration) -> dict[str, Any]:
             "additionalProperties": False,
             "required": ["type"],
             "properties": {
-                "type": {"type": "string", "minLength": 1, "maxLength": 64},
-                "data": {"type": "object"},
-                "activityId": {"type": "integer"},
-                "parentId": {"type": "string", "maxLength": 200},
-                "target": {"$ref": "#/components/schemas/Target"},
+                "type": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_EVENT_TYPE_LENGTH,
+                },
+                "data": {"type": ["object", "null"]},
+                "activityId": {"oneOf": [{"type": "null"}, POSITIVE_ID]},
+                "parentId": {
+                    "type": ["string", "null"],
+                    "maxLength": MAX_IDENTIFIER_LENGTH,
+                },
+                "target": {
+                    "oneOf": [
+                        {"type": "null"},
+                        {"$ref": "#/components/schemas/Target"},
+                    ]
+                },
             },
         },
         "Message": {
@@ -199,10 +257,15 @@ def _schemas(configuration: Configuration) -> dict[str, Any]:
                 "activityId": (
                     {"type": "integer", "const": configuration.trigger_activity_id}
                     if configuration.trigger_activity_id is not None
-                    else {"type": "integer"}
+                    else POSITIVE_ID
                 ),
-                "target": {"$ref": "#/components/schemas/Target"},
-                "requestContent": {"type": "object"},
+                "target": {
+                    "oneOf": [
+                        {"type": "null"},
+                        {"$ref": "#/components/schemas/Target"},
+                    ]
+                },
+                "requestContent": {"type": ["object", "null"]},
             },
         },
         "Target": {
@@ -211,7 +274,7 @@ def _schemas(configuration: Configuration) -> dict[str, Any]:
             "additionalProperties": False,
             "required": [configuration.identify_by],
             "properties": {
-                configuration.identify_by: {"type": "string", "minLength": 1}
+                configuration.identify_by: _identifier(configuration.identify_by)
             },
         },
         "FormSubmission": _form_schema(configuration),
@@ -277,51 +340,59 @@ def _single(key: str, schema: str) -> dict[str, Any]:
 def _profile_schema(configuration: Configuration) -> dict[str, Any]:
     rules = configuration.field_validation_rules
     properties: dict[str, Any] = {}
-    for name in (*IDENTIFIERS, *TEXT_FIELDS):
-        properties[name] = _with_rule({"type": "string"}, rules.get(name))
-    properties["email"].setdefault("format", "email")
-    properties["dob"] = _with_rule(
-        {"type": "string", "format": "date"}, rules.get("dob")
-    )
+    for name in (*IDENTIFIERS, *TEXT_FIELDS, "dob"):
+        properties[name] = _with_rule(_scalar(name), rules.get(name))
     custom_properties = {
-        name.removeprefix("custom."): _with_rule({}, rule)
+        name.removeprefix(CUSTOM_PREFIX): _with_rule({}, rule)
         for name, rule in rules.items()
         if is_custom_field(name)
     }
     properties["custom"] = {
         "type": "object",
+        "maxProperties": MAX_CUSTOM_FIELDS,
+        "propertyNames": {"pattern": CUSTOM_NAME_PATTERN},
         "properties": custom_properties,
-        "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+        "additionalProperties": {
+            "oneOf": [
+                {"type": "string", "maxLength": MAX_CUSTOM_TEXT_LENGTH},
+                {"type": ["number", "boolean", "null"]},
+            ]
+        },
     }
     custom_required = [
-        name.removeprefix("custom.")
+        name.removeprefix(CUSTOM_PREFIX)
         for name, rule in rules.items()
         if is_custom_field(name) and rule.get("required")
     ]
     if custom_required:
         properties["custom"]["required"] = custom_required
-    properties["unsubscribedTimestamp"] = TIMESTAMP_OR_TRUE
+    # null clears the global unsubscribe, which a submission may not do: it
+    # is refused and recorded, and the rest of the action applies.
+    properties["unsubscribedTimestamp"] = NULLABLE_TIMESTAMP_OR_TRUE
     properties["consent"] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["text", "given"],
         "properties": {
-            "text": {"type": "string", "minLength": 1, "maxLength": 2000},
+            "text": {"type": "string", "minLength": 1, "maxLength": MAX_CONSENT_TEXT},
             "given": {"type": "boolean"},
         },
     }
     properties["lists"] = {
         "type": "array",
-        "maxItems": 100,
+        "maxItems": MAX_LISTS,
         "items": {
             "type": "object",
             "additionalProperties": False,
             "required": ["listId"],
             "properties": {
-                "listId": {"type": "integer", "minimum": 1},
-                "subscribedTimestamp": TIMESTAMP_OR_TRUE,
-                "unsubscribedTimestamp": TIMESTAMP_OR_TRUE,
-                "subscriptionOption": {"type": "string", "maxLength": 200},
+                "listId": POSITIVE_ID,
+                "subscribedTimestamp": NULLABLE_TIMESTAMP_OR_TRUE,
+                "unsubscribedTimestamp": NULLABLE_TIMESTAMP_OR_TRUE,
+                "subscriptionOption": {
+                    "type": ["string", "null"],
+                    "maxLength": MAX_OPTION_LENGTH,
+                },
             },
         },
     }
@@ -349,6 +420,40 @@ def _profile_schema(configuration: Configuration) -> dict[str, Any]:
     }
 
 
+def _scalar(name: str) -> dict[str, Any]:
+    """A profile field's own schema, before any configured rule.
+
+    The field's built-in limits sit in `allOf`, so that a configured rule,
+    merged in at the top, narrows them without replacing them.
+    """
+    if name == "dob":
+        return {"type": "string", "format": "date"}
+    if name in IDENTIFIERS:
+        return _identifier(name)
+    return {"type": "string", "allOf": [{"maxLength": MAX_TEXT_LENGTH}]}
+
+
+def _identifier(name: str) -> dict[str, Any]:
+    if name == "email":
+        return {
+            "type": "string",
+            "format": "email",
+            "allOf": [{"maxLength": MAX_EMAIL_LENGTH}],
+        }
+    if name == "ref":
+        # Read with surrounding spaces trimmed: blank is empty, and refused.
+        return {
+            "type": "string",
+            "allOf": [{"maxLength": MAX_IDENTIFIER_LENGTH, "pattern": r"\S"}],
+        }
+    return {
+        "type": "string",
+        "description": "A phone number with + and the country code, or one the "
+        "integration's defaultPhoneRegion reads.",
+        "allOf": [{"pattern": "[0-9]"}],
+    }
+
+
 def _with_rule(schema: dict[str, Any], rule: dict[str, Any] | None) -> dict[str, Any]:
     merged = copy.deepcopy(schema)
     for keyword, value in (rule or {}).items():
@@ -358,30 +463,68 @@ def _with_rule(schema: dict[str, Any], rule: dict[str, Any] | None) -> dict[str,
 
 
 def _form_schema(configuration: Configuration) -> dict[str, Any]:
+    """Form fields are strings; an empty one is left out before any rule."""
     rules = configuration.field_validation_rules
     properties: dict[str, Any] = {
         name: _with_rule(
-            {"type": "string"}, rules.get(name) if _stringy(rules.get(name)) else None
+            _scalar(name), rules.get(name) if _stringy(rules.get(name)) else None
         )
         for name in (*IDENTIFIERS, *TEXT_FIELDS, "dob")
     }
     properties["lists"] = {
         "type": "string",
+        "pattern": FORM_LISTS_PATTERN,
         "description": "List ids to subscribe to, repeated or comma-separated.",
     }
-    properties["g-recaptcha-response"] = {"type": "string"}
-    for name in rules:
+    properties["consent.text"] = {"type": "string", "maxLength": MAX_CONSENT_TEXT}
+    for name, rule in rules.items():
         if is_custom_field(name):
-            properties[name] = {"type": "string"}
+            properties[name] = _with_rule(
+                {"type": "string", "allOf": [{"maxLength": MAX_CUSTOM_TEXT_LENGTH}]},
+                rule if _stringy(rule) else None,
+            )
+    required = [configuration.identify_by] + [
+        name
+        for name, rule in rules.items()
+        if rule.get("required") and name in properties
+    ]
+    for name, schema in properties.items():
+        if name in required:
+            # A required field sent empty is a field left out.
+            least = max(1, schema.get("minLength", 0))
+            properties[name] = {**schema, "minLength": least}
+        else:
+            properties[name] = {"anyOf": [{"const": ""}, schema]}
+    anything = {"type": "string"}
+    properties["consent.given"] = {
+        **anything,
+        "description": "on, true, yes or 1 give consent; anything else does not.",
+    }
+    properties["g-recaptcha-response"] = anything
     if configuration.honeypot_field:
-        properties[configuration.honeypot_field] = {"type": "string"}
+        properties[configuration.honeypot_field] = anything
     return {
         "type": "object",
         "description": "An HTML form: its fields form one profile action; custom "
         "fields are written custom.<name>; empty fields are ignored.",
-        "required": [configuration.identify_by],
+        "required": list(dict.fromkeys(required)),
         "properties": properties,
-        "additionalProperties": {"type": "string"},
+        "patternProperties": {
+            "^" + CUSTOM_PREFIX.replace(".", r"\.") + CUSTOM_NAME_PATTERN[1:]: {
+                "type": "string",
+                "maxLength": MAX_CUSTOM_TEXT_LENGTH,
+            }
+        },
+        "additionalProperties": False,
+        # Consent needs its text: a ticked box alone records nothing.
+        "if": {
+            "required": ["consent.given"],
+            "properties": {"consent.given": {"minLength": 1}},
+        },
+        "then": {
+            "required": ["consent.text"],
+            "properties": {"consent.text": {"minLength": 1}},
+        },
     }
 
 

@@ -26,7 +26,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Message
 
-from api.http.jsonio import JSONResponse, read_limited
+from api.http.jsonio import (
+    JSONResponse,
+    check_charset,
+    loads_unambiguous,
+    media_type_of,
+    read_limited,
+)
 from api.http.metrics import submission_outcome
 from api.http.problems import ProblemError, problem_body
 from api.http.ratelimit import RateLimiter, client_address
@@ -117,7 +123,7 @@ async def submit_test(request: Request) -> Response:
 
 async def _submit(request: Request, mode: Mode) -> Response:
     endpoint_id: str = request.path_params["endpoint_id"]
-    form_post = _media_type(request) in (FORM_TYPE, MULTIPART_TYPE)
+    form_post = media_type_of(request) in (FORM_TYPE, MULTIPART_TYPE)
     try:
         response = await _handle(request, endpoint_id, mode)
     except ProblemError as problem:
@@ -146,6 +152,7 @@ async def _handle(request: Request, endpoint_id: str, mode: Mode) -> Response:
             "malformed-request",
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
         )
+    _check_media_type(request)
     raw = await read_limited(request, settings.max_body_bytes)
     parsed = await _read_body(request, raw)
 
@@ -331,10 +338,6 @@ async def preflight(request: Request) -> Response:
 # -- reading the body
 
 
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
 @dataclass(frozen=True)
 class ParsedBody:
     """A body read before its endpoint is known: JSON, or a form's fields."""
@@ -347,35 +350,45 @@ class ParsedBody:
         return self.form is not None
 
 
+def _check_media_type(request: Request) -> None:
+    """Check 1, before a byte of the body is read: the content type (415)."""
+    media_type = media_type_of(request)
+    if not _is_json(media_type) and media_type not in (FORM_TYPE, MULTIPART_TYPE):
+        raise ProblemError(
+            415,
+            "unsupported-media-type",
+            "send JSON, application/x-www-form-urlencoded or multipart/form-data",
+        )
+    check_charset(request)
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == JSON_TYPE or media_type.endswith("+json")
+
+
 async def _read_body(request: Request, raw: bytes) -> ParsedBody:
-    """Check 1: the content type (415), then JSON and action shape (400)."""
-    media_type = _media_type(request)
-    if media_type == JSON_TYPE or media_type.endswith("+json"):
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            raise ProblemError(
-                400, "malformed-request", f"the body is not JSON: {error}"
-            ) from None
+    """Check 1: JSON and action shape (400), or a form's fields."""
+    media_type = media_type_of(request)
+    if _is_json(media_type):
+        body = loads_unambiguous(raw)
         _check_shape(body)
         return ParsedBody(json=body)
     if media_type == FORM_TYPE:
         try:
+            # Strict: a percent-escape that is not UTF-8 is as malformed as
+            # a raw byte that is not, rather than a silent U+FFFD.
             pairs = parse_qsl(
-                raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False
+                raw.decode("utf-8"),
+                keep_blank_values=True,
+                strict_parsing=False,
+                errors="strict",
             )
         except UnicodeDecodeError:
             raise ProblemError(
                 400, "malformed-request", "the form is not UTF-8"
             ) from None
         return ParsedBody(form=pairs)
-    if media_type == MULTIPART_TYPE:
-        return ParsedBody(form=await _multipart_pairs(request, raw))
-    raise ProblemError(
-        415,
-        "unsupported-media-type",
-        "send JSON, application/x-www-form-urlencoded or multipart/form-data",
-    )
+    return ParsedBody(form=await _multipart_pairs(request, raw))
 
 
 def _envelope(
@@ -451,6 +464,12 @@ async def _multipart_pairs(request: Request, raw: bytes) -> list[tuple[str, str]
             pairs.append((name, value))
     finally:
         await form.close()
+    # The parser reads a part that is not UTF-8 as Latin-1, silently; with
+    # files refused, every byte of the body belongs to a text field.
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProblemError(400, "malformed-request", "the form is not UTF-8") from None
     return pairs
 
 
@@ -511,7 +530,8 @@ def _form_profile(fields: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def _form_number(text: str) -> Any:
-    return int(text) if text.isdigit() else text
+    # isdigit() alone admits "²" and other digits int() cannot read.
+    return int(text) if text.isascii() and text.isdigit() else text
 
 
 def _canonical(body: Any) -> bytes:
