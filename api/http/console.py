@@ -49,7 +49,7 @@ from api.http.ratelimit import client_address
 
 # The console streams the audit CSV and shows history exactly as the admin API
 # does, so it reuses the API's own helpers rather than a copy of them.
-from api.http.reading import _csv_export, _history_entry, audit_entry
+from api.http.reading import audit_entry, csv_export, subscriber_history_entry
 from api.http.representations import endpoint_urls, public_base
 from api.http.routing import container_of
 from api.http.specs import integration_spec
@@ -1196,7 +1196,7 @@ async def audit_csv(request: Request, session: Session, form: Form) -> Response:
     where, _, errors = audit_filter_of(request.query_params)
     if errors:
         raise ConsoleError(400, "from and to must be dates and times")
-    response = await run_in_threadpool(_csv_export, request, session.token, where)
+    response = await run_in_threadpool(csv_export, request, session.token, where)
     response.headers.update(SECURITY_HEADERS)
     return response
 
@@ -1300,7 +1300,7 @@ async def subscriber_page(request: Request, session: Session, form: Form) -> Res
         lambda: read_side.profile(identifier, reveal=True)
     )
     events = await run_in_threadpool(read_side.profile_history, identifier)
-    history = [_history_entry(event, reveal=True) for event in events]
+    history = [subscriber_history_entry(event, reveal=True) for event in events]
 
     as_of: dict[str, Any] | None = None
     as_of_error = None

@@ -175,11 +175,15 @@ async def subscriber_history(request: Request, caller: AccessToken) -> Response:
     container = container_of(request)
     events = await run_in_threadpool(container.read_side.profile_history, identifier)
     head = await run_in_threadpool(container.events.head)
-    items = [_history_entry(event, reveal=reveals(caller)) for event in events]
+    items = [
+        subscriber_history_entry(event, reveal=reveals(caller)) for event in events
+    ]
     return positioned({"items": items, "nextCursor": None}, head)
 
 
-def _history_entry(event: Any, *, reveal: bool) -> dict[str, Any]:
+def subscriber_history_entry(event: Any, *, reveal: bool) -> dict[str, Any]:
+    """One entry of a profile's history, as the API and the console show it;
+    without `reveal`, the changed values are left out."""
     data = event.model_dump(mode="json", by_alias=True, exclude={"erased"})
     for name in ("originatorId", "originatorVersion", "timestamp"):
         data.pop(name, None)
@@ -252,7 +256,7 @@ async def audit(request: Request, caller: AccessToken) -> Response:
     where = audit_filter(request)
     read_side = container_of(request).read_side
     if "text/csv" in request.headers.get("accept", ""):
-        return _csv_export(request, caller, where)
+        return csv_export(request, caller, where)
     order = request.query_params.get("order", "asc")
     if order not in ("asc", "desc"):
         raise ProblemError(400, "malformed-request", "order must be asc or desc")
@@ -272,7 +276,8 @@ async def audit(request: Request, caller: AccessToken) -> Response:
     return positioned({"items": items, "nextCursor": page.next_cursor}, page.position)
 
 
-def _csv_export(request: Request, caller: AccessToken, where: AuditFilter) -> Response:
+def csv_export(request: Request, caller: AccessToken, where: AuditFilter) -> Response:
+    """The filtered audit trail as a streamed CSV, for the API and the console."""
     container = container_of(request)
     position = container.read_side.read_models.position("audit")
     rows = container.read_side.audit_export(where, reveal=reveals(caller))
