@@ -109,8 +109,14 @@ class SubjectKeys(Protocol):
         """Keys for new random subjects, for `EventStore.record` to store."""
         ...
 
-    def fetch_many(self, subject_ids: Sequence[str]) -> Mapping[str, bytes]:
-        """The keys that exist among `subject_ids`; destroyed keys are absent."""
+    def fetch_many(
+        self, subject_ids: Sequence[str], *, remember: bool = True
+    ) -> Mapping[str, bytes]:
+        """The keys that exist among `subject_ids`; destroyed keys are absent.
+
+        `remember=False` is for one pass over many subjects (an export): the
+        keys it loads are not kept for later reads.
+        """
         ...
 
     def destroy(self, subject_id: str) -> None:

@@ -99,7 +99,8 @@ class EventLog:
             state = orjson.loads(notification.state)
             key_ids |= self._sealer.key_ids(event_type, state)
             decoded.append((notification, event_type, state))
-        keys = self._sealer.prefetch(key_ids) if key_ids else {}
+        # One pass over the log: its keys would only crowd the cache.
+        keys = self._sealer.prefetch(key_ids, remember=False) if key_ids else {}
         lines = []
         for notification, event_type, state in decoded:
             # The markers replace the secret before opening, and are put back

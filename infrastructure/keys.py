@@ -101,7 +101,9 @@ class SubjectKeyStore:
                 self._cache[subject] = (key, loaded_at)
         return NewKeys([(s, self._wrap(s, k), now) for s, k in keys.items()])
 
-    def fetch_many(self, subject_ids: Sequence[str]) -> Mapping[str, bytes]:
+    def fetch_many(
+        self, subject_ids: Sequence[str], *, remember: bool = True
+    ) -> Mapping[str, bytes]:
         found: dict[str, bytes] = {}
         missing: list[str] = []
         fresh_since = time.monotonic() - CACHE_SECONDS
@@ -113,7 +115,7 @@ class SubjectKeyStore:
                 else:
                     found[subject] = cached[0]
         if missing:
-            found.update(self._load(list(dict.fromkeys(missing))))
+            found.update(self._load(list(dict.fromkeys(missing)), remember=remember))
         return found
 
     def destroy(self, subject_id: str) -> None:
@@ -149,7 +151,9 @@ class SubjectKeyStore:
         with self._lock:
             self._cache.pop(subject_id, None)
 
-    def _load(self, subject_ids: list[str]) -> dict[str, bytes]:
+    def _load(
+        self, subject_ids: list[str], *, remember: bool = True
+    ) -> dict[str, bytes]:
         loaded: dict[str, bytes] = {}
         with self._database.reading() as cursor:
             for start in range(0, len(subject_ids), FETCH_BATCH):
@@ -159,6 +163,8 @@ class SubjectKeyStore:
                 cursor.execute(query, chunk)
                 for subject, wrapped in cursor.fetchall():
                     loaded[subject] = self._unwrap(subject, bytes(wrapped))
+        if not remember:
+            return loaded
         now = time.monotonic()
         with self._lock:
             for subject, key in loaded.items():

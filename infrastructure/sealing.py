@@ -120,8 +120,11 @@ class FieldSealer:
         found.discard(DEPLOYMENT_KEY_ID)
         return found
 
-    def prefetch(self, key_ids: Iterable[str]) -> dict[str, bytes]:
-        return dict(self._keys.fetch_many(sorted(key_ids)))
+    def prefetch(
+        self, key_ids: Iterable[str], *, remember: bool = True
+    ) -> dict[str, bytes]:
+        """The keys of `key_ids` in one lookup (see `SubjectKeys.fetch_many`)."""
+        return dict(self._keys.fetch_many(sorted(key_ids), remember=remember))
 
     def open(
         self,

@@ -101,6 +101,31 @@ def test_a_destroyed_key_is_gone_for_another_process(container: Container) -> No
     assert another_process(container).fetch_many(["subject-a"]) == {}
 
 
+def test_a_key_read_without_remembering_it_is_read_again_next_time(
+    container: Container,
+) -> None:
+    created = container.keys.create(["subject-a"])
+    reader = another_process(container)
+
+    assert reader.fetch_many(["subject-a"], remember=False) == created
+    container.keys.destroy("subject-a")
+
+    assert reader.fetch_many(["subject-a"]) == {}
+
+
+def test_a_remembered_key_is_served_from_the_cache_for_a_moment(
+    container: Container,
+) -> None:
+    created = container.keys.create(["subject-a"])
+    reader = another_process(container)
+
+    assert reader.fetch_many(["subject-a"]) == created
+    container.keys.destroy("subject-a")
+
+    # Within CACHE_SECONDS the reader still has it: what `remember` saves.
+    assert reader.fetch_many(["subject-a"]) == created
+
+
 def test_a_key_created_after_destruction_is_a_new_key(container: Container) -> None:
     old = container.keys.create(["subject-a"])["subject-a"]
     container.keys.destroy("subject-a")
