@@ -23,6 +23,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final, Protocol
@@ -186,10 +187,44 @@ class Projector:
         self._names = list(names)
         self._on_progress = on_progress
         self._lease_tried = 0.0
+        #: Next pages, read while the last ones are applied, by (after,
+        #: limit): one for the live projections, one for those being rebuilt.
+        #: Catching up, reading and writing overlap.
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="projection-reader")
+        self._ahead: dict[tuple[int, int], Future[list[StoredView]]] = {}
 
     def close(self) -> None:
         """Give up the leases."""
+        self._ahead.clear()
+        self._reader.shutdown(wait=False, cancel_futures=True)
         self._leases.close()
+
+    def _read(self, after: int, limit: int) -> list[StoredView]:
+        return [
+            StoredView.of(n) for n in self._source.read_stored(after=after, limit=limit)
+        ]
+
+    def _page(self, after: int, limit: int) -> list[StoredView]:
+        """The events after `after`; starts reading the page after them.
+
+        A page read ahead is used only if it came back full: positions
+        commit in order, so a full page is exactly what a read now would
+        give, while a short or empty one may predate later commits.
+        """
+        ahead = self._ahead.pop((after, limit), None)
+        # A page read ahead for another start is of no use any more.
+        for stale in [key for key in self._ahead if key[1] == limit]:
+            del self._ahead[stale]
+        events: list[StoredView] | None = None
+        if ahead is not None:
+            page = ahead.result()
+            events = page if len(page) == limit else None
+        if events is None:
+            events = self._read(after, limit)
+        if len(events) == limit:
+            following = (events[-1].position, limit)
+            self._ahead[following] = self._reader.submit(self._read, *following)
+        return events
 
     def run(self, stop: threading.Event) -> None:
         """Project until `stop` is set; raises on failure (see `Supervisor`)."""
@@ -260,14 +295,10 @@ class Projector:
         if not behind:
             return False
         start = min(t.position for t in behind)
-        notifications = self._source.read_stored(after=start, limit=page)
-        if not notifications:
-            # Positions past the last event (rolled-back ids): catch up to head.
-            end = head
-            events: list[StoredView] = []
-        else:
-            events = [StoredView.of(n) for n in notifications]
-            end = events[-1].position
+        events = self._page(start, page)
+        # No events: positions past the last event (rolled-back ids), so
+        # catch up to the head read before.
+        end = events[-1].position if events else head
         steps = [
             Step(
                 target.projection,

@@ -20,6 +20,7 @@ from api.bootstrap import Container
 from application.errors import StoreUnavailable
 from domain.subscriber import SubscriberRegistered
 from infrastructure.eventstore import LibraryEventStore
+from infrastructure.projections import runner
 from infrastructure.projections.catalog import NAMES
 from infrastructure.projections.runner import BACKOFF_FIRST
 from tests.readside.conftest import (
@@ -281,3 +282,62 @@ def test_projections_survive_postgres_terminating_every_connection(
     assert retried(lambda: profile_ids(container)) == retried(
         lambda: subscriber_ids(container)
     )
+
+
+# -- reading ahead
+
+
+def test_a_page_read_ahead_before_later_commits_skips_none_of_them(
+    still: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catching up, the projector reads the next page while it applies the
+    last. Here that read comes back empty (the log ends on a full page);
+    the events committed after it must still be applied, none skipped."""
+    container = still.container
+    integration = still.endpoints.open(OPEN)
+    for number in range(3):
+        still.public.accepted(integration, [{"profile": {"email": f"a{number}@x.org"}}])
+    head = container.events.head()
+    # A page is exactly the log so far: the page after it is read ahead, empty.
+    monkeypatch.setattr(runner, "LIVE_PAGE", head)
+    projector = runner.Projector(
+        container.registry, container.events, leases_for(container), NAMES
+    )
+    try:
+        assert projector.step(NAMES)
+        assert audit_position(container) == head
+
+        for number in range(3):
+            still.public.accepted(
+                integration, [{"profile": {"email": f"b{number}@x.org"}}]
+            )
+        while projector.step(NAMES):
+            pass
+    finally:
+        projector.close()
+
+    assert audit_position(container) == container.events.head()
+    assert_exactly_once(container)
+
+
+def test_pages_read_ahead_apply_every_event_once_and_in_order(
+    still: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    container = still.container
+    integration = still.endpoints.open(OPEN)
+    for number in range(12):
+        still.public.accepted(integration, [{"profile": {"email": f"c{number}@x.org"}}])
+    # Small pages, so catching up takes several, each read ahead.
+    monkeypatch.setattr(runner, "LIVE_PAGE", 5)
+    projector = runner.Projector(
+        container.registry, container.events, leases_for(container), NAMES
+    )
+    try:
+        steps = 0
+        while projector.step(NAMES):
+            steps += 1
+    finally:
+        projector.close()
+
+    assert steps >= container.events.head() // 5
+    assert_exactly_once(container)
