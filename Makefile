@@ -40,7 +40,8 @@ fuzz: install
 	HEADWATER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HEADWATER_FUZZ_SEED=random \
 		$(BIN)/pytest -q --timeout=3600 tests/badinput/test_schemathesis.py
 
-# Benchmarks: Headwater beside a plain peer, rebuilds, lag; several minutes.
+# Benchmarks: Headwater beside a plain peer, rebuilds, lag, costs and a
+# profile; about half an hour (docs/performance.md).
 bench: install
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python -m bench.ingest --store postgres
@@ -49,6 +50,8 @@ bench: install
 	$(BIN)/python -m bench.lag --store sqlite
 	$(BIN)/python -m bench.rebuild --store postgres --events 1000000
 	$(BIN)/python -m bench.rebuild --store sqlite --events 1000000
+	$(BIN)/python -m bench.costs --events 20000
+	$(BIN)/python -m bench.profile --store postgres
 	$(BIN)/python -m bench.report
 
 clean:

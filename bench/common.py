@@ -226,3 +226,16 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def save_run(kind: str, store: str, option: str, value: int, results: Any) -> Path:
+    """Save a benchmark's results as bench/results/<kind>-<store>.json, with
+    the machine and the command that produced them."""
+    return save(
+        f"{kind}-{store}",
+        {
+            "machine": machine(),
+            "command": f"python -m bench.{kind} --store {store} --{option} {value}",
+            "results": results,
+        },
+    )

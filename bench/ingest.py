@@ -17,8 +17,7 @@ from typing import Any
 from bench.common import (
     active_endpoint,
     fresh_store,
-    machine,
-    save,
+    save_run,
     start_headwater,
     start_peer,
     wrk,
@@ -63,15 +62,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
     arguments = parser.parse_args()
     rows = measure(arguments.store, arguments.seconds, arguments.connections)
-    path = save(
-        f"ingest-{arguments.store}",
-        {
-            "machine": machine(),
-            "command": f"python -m bench.ingest --store {arguments.store} "
-            f"--seconds {arguments.seconds}",
-            "results": rows,
-        },
-    )
+    path = save_run("ingest", arguments.store, "seconds", arguments.seconds, rows)
     for name, by_connections in rows.items():
         for count, result in by_connections.items():
             print(
