@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from api.bootstrap import Container
 from api.settings import Settings
 from tests.compliance.conftest import (
     CONSENT,
@@ -80,9 +79,10 @@ def in_clear(haystack: bytes, needles: tuple[str, ...]) -> list[str]:
     return [needle for needle in needles if needle.lower().encode() in lowered]
 
 
-def only_on_sqlite(container: Container) -> None:
-    if container.database.dialect != "sqlite":
-        pytest.skip("PostgreSQL's files are the server's; its tables are scanned")
+#: The raw-file scans run on SQLite only: PostgreSQL's files are the
+#: server's, not Headwater's; there its tables are scanned (above).
+ON_SQLITE_SHARED = pytest.mark.parametrize("shared_settings", ["sqlite"], indirect=True)
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 def test_the_scan_covers_events_chain_keys_read_models_and_tracking(
@@ -121,21 +121,20 @@ def test_no_table_holds_the_destroyed_key(erased: Erased) -> None:
     assert wrapped_key(container, erased.person.key_id) is None
 
 
+@ON_SQLITE_SHARED
 def test_no_database_file_or_wal_holds_the_persons_values_in_clear(
     erased: Erased,
 ) -> None:
-    only_on_sqlite(erased.service.container)
-
     raw = raw_files(erased.service.container)
 
     assert erased.person.subscriber_id.encode() in raw  # the scan sees the events
     assert in_clear(raw, CLEAR) == []
 
 
+@ON_SQLITE
 def test_no_database_file_or_wal_holds_the_destroyed_key(
     service: Service, person: Submitted
 ) -> None:
-    only_on_sqlite(service.container)
     wrapped = wrapped_key(service.container, person.key_id)
     assert wrapped is not None
     assert wrapped in raw_files(service.container)  # the scan can find it
@@ -151,9 +150,9 @@ def test_no_database_file_or_wal_holds_the_destroyed_key(
     assert holding == []
 
 
+@ON_SQLITE_SHARED
 def test_the_stores_connections_overwrite_deleted_content(erased: Erased) -> None:
     container = erased.service.container
-    only_on_sqlite(container)
 
     settings = []
     for database in (container.database, container.read_models_database):
