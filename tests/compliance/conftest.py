@@ -187,7 +187,7 @@ class Service:
     ) -> httpx2.Response:
         return self.admin.post(
             f"{ADMIN}/subscribers/{subscriber_id}/erase",
-            json={"reason": "request by the person, ticket 4411"},
+            json={"reason": "request by the person, by email of 2026-11-30"},
             headers=headers,
         )
 

@@ -144,7 +144,7 @@ def test_the_erasure_event_holds_the_actor_and_reason_and_no_personal_data(
     state = orjson.loads(stored)
     assert sorted(state) == ["actor", "reason", "timestamp"]
     assert state["actor"]["name"] == "first admin"
-    assert state["reason"] == "request by the person, ticket 4411"
+    assert state["reason"] == "request by the person, by email of 2026-11-30"
     lowered = stored.lower()
     assert [v for v in PERSONAL if v.lower().encode() in lowered] == []
 
@@ -340,7 +340,9 @@ def test_the_audit_trail_records_who_erased_the_person_and_why(erased: World) ->
 
     (entry,) = entries
     assert entry["actor"] == "first admin"
-    assert entry["details"] == {"reason": "request by the person, ticket 4411"}
+    assert entry["details"] == {
+        "reason": "request by the person, by email of 2026-11-30"
+    }
 
 
 @pytest.mark.parametrize(
