@@ -164,19 +164,22 @@ async def _handle(request: Request, endpoint_id: str, mode: Mode) -> Response:
     if integration is None:
         raise ProblemError(404, "not-found", "no endpoint answers at this address")
 
+    def submit_to(integration: Integration) -> Awaitable[Response]:
+        return _submit_to(
+            request,
+            integration,
+            _envelope(request, parsed, integration),
+            endpoint_id=endpoint_id,
+            mode=mode,
+            idempotency_key=idempotency_key,
+            received_at=received_at,
+        )
+
     # From here on an error is answered for this integration: with its CORS
     # headers, so a browser script can read it, and its error redirect.
     try:
         try:
-            response = await _submit_to(
-                request,
-                integration,
-                _envelope(request, parsed, integration),
-                endpoint_id=endpoint_id,
-                mode=mode,
-                idempotency_key=idempotency_key,
-                received_at=received_at,
-            )
+            response = await submit_to(integration)
         except StaleIntegration:
             # The integration changed while this request was checked: check
             # it again, once, against the integration as it is now.
@@ -188,15 +191,7 @@ async def _handle(request: Request, endpoint_id: str, mode: Mode) -> Response:
                     404, "not-found", "no endpoint answers at this address"
                 ) from None
             integration = current
-            response = await _submit_to(
-                request,
-                integration,
-                _envelope(request, parsed, integration),
-                endpoint_id=endpoint_id,
-                mode=mode,
-                idempotency_key=idempotency_key,
-                received_at=received_at,
-            )
+            response = await submit_to(integration)
     except StoreUnavailable as error:
         logger.warning("answered 503: %s", error)
         problem = ProblemError(
