@@ -9,6 +9,7 @@ rewritten; the prose around it is kept.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from bench.common import RESULTS, ROOT
 DOCUMENT = ROOT / "docs" / "performance.md"
 BEGIN = "<!-- tables:begin -->"
 END = "<!-- tables:end -->"
+STORES = {"postgres": "PostgreSQL", "sqlite": "SQLite"}
 
 
 def load(name: str) -> dict[str, Any] | None:
@@ -34,16 +36,17 @@ def measured_on(result: dict[str, Any]) -> str:
     )
 
 
-def ingest_table(store: str) -> list[str]:
-    result = load(f"ingest-{store}")
+def section(name: str, title: str, body: Callable[[Any], list[str]]) -> list[str]:
+    """One result file's table: its title, where and how it was measured,
+    then what `body` makes of its results."""
+    result = load(name)
     if result is None:
-        return [f"_No ingest results for {store} yet: run `make bench`._", ""]
-    rows = result["results"]
+        return [f"_No results in bench/results/{name}.json yet: run `make bench`._", ""]
+    return [f"#### {title}", "", measured_on(result), "", *body(result["results"])]
+
+
+def ingest_table(rows: Any) -> list[str]:
     lines = [
-        f"#### Ingest on {'PostgreSQL' if store == 'postgres' else 'SQLite'}",
-        "",
-        measured_on(result),
-        "",
         "| connections | Headwater req/s | peer req/s | ratio | Headwater p50 | peer p50 "
         "| Headwater p99 | peer p99 | p99 ratio | non-2xx |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -64,16 +67,8 @@ def ingest_table(store: str) -> list[str]:
     return lines
 
 
-def rebuild_table(store: str) -> list[str]:
-    result = load(f"rebuild-{store}")
-    if result is None:
-        return [f"_No rebuild results for {store} yet: run `make bench`._", ""]
-    r = result["results"]
+def rebuild_table(r: Any) -> list[str]:
     return [
-        f"#### Rebuild on {'PostgreSQL' if store == 'postgres' else 'SQLite'}",
-        "",
-        measured_on(result),
-        "",
         "| measure | events/s |",
         "|---|---|",
         f"| raw read of the events table (read and decode JSON) "
@@ -92,16 +87,8 @@ def rebuild_table(store: str) -> list[str]:
     ]
 
 
-def lag_table(store: str) -> list[str]:
-    result = load(f"lag-{store}")
-    if result is None:
-        return [f"_No lag results for {store} yet: run `make bench`._", ""]
-    r = result["results"]
+def lag_table(r: Any) -> list[str]:
     return [
-        f"#### Live projection lag on {'PostgreSQL' if store == 'postgres' else 'SQLite'}",
-        "",
-        measured_on(result),
-        "",
         "| maximum ingest | load (half) | submissions | lag p50 | lag p99 | lag max |",
         "|---|---|---|---|---|---|",
         f"| {r['max_rps']:,.0f} req/s | {r['rate']:,.0f} req/s | {r['submissions']:,} "
@@ -111,11 +98,7 @@ def lag_table(store: str) -> list[str]:
     ]
 
 
-def costs_table() -> list[str]:
-    result = load("costs-postgres")
-    if result is None:
-        return ["_No cost results yet: run `make bench`._", ""]
-    r = result["results"]
+def costs_table(r: Any) -> list[str]:
     write = r["sealing_on_ingest_us_per_event"]
     read = r["sealing_on_rebuild_us_per_event"]
     chain = r["chain_on_ingest_us_per_event"]
@@ -124,10 +107,6 @@ def costs_table() -> list[str]:
         return f"| {what} | {on:.1f} µs | {off:.1f} µs | {on - off:+.1f} µs |"
 
     return [
-        "#### What sealing and the chain cost, per event, on PostgreSQL",
-        "",
-        measured_on(result),
-        "",
         "| measure | with | without | difference |",
         "|---|---|---|---|",
         row("sealing on ingest (encode, CPU)", write["sealed"], write["open"]),
@@ -145,17 +124,9 @@ def costs_table() -> list[str]:
     ]
 
 
-def profile_table(store: str) -> list[str]:
-    result = load(f"profile-{store}")
-    if result is None:
-        return [f"_No profile for {store} yet: run `make bench`._", ""]
-    r = result["results"]
+def profile_table(r: Any) -> list[str]:
     ours, peer = r["cpu"]["headwater"], r["cpu"]["peer"]
     lines = [
-        f"#### Where the time goes on {'PostgreSQL' if store == 'postgres' else 'SQLite'}",
-        "",
-        measured_on(result),
-        "",
         f"CPU per request at {r['connections']} connections, by process "
         f"(Headwater {ours['rps']:,.0f} req/s, peer {peer['rps']:,.0f} req/s):",
         "",
@@ -195,14 +166,21 @@ def profile_table(store: str) -> list[str]:
 
 def tables() -> str:
     lines: list[str] = []
-    for store in ("postgres", "sqlite"):
-        lines += ingest_table(store)
-    for store in ("postgres", "sqlite"):
-        lines += rebuild_table(store)
-    for store in ("postgres", "sqlite"):
-        lines += lag_table(store)
-    lines += costs_table()
-    lines += profile_table("postgres")
+    for kind, title, body in (
+        ("ingest", "Ingest", ingest_table),
+        ("rebuild", "Rebuild", rebuild_table),
+        ("lag", "Live projection lag", lag_table),
+    ):
+        for store, label in STORES.items():
+            lines += section(f"{kind}-{store}", f"{title} on {label}", body)
+    lines += section(
+        "costs-postgres",
+        "What sealing and the chain cost, per event, on PostgreSQL",
+        costs_table,
+    )
+    lines += section(
+        "profile-postgres", "Where the time goes on PostgreSQL", profile_table
+    )
     return "\n".join(lines)
 
 
