@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-import httpx2
 import orjson
 import pytest
 from starlette.testclient import TestClient
@@ -32,6 +31,7 @@ from domain.model import Aggregate, DomainEvent
 from domain.submission import Mode
 from domain.subscriber import Subscriber
 from infrastructure.eventstore import LibraryEventStore
+from tests.support.public import Public
 
 INTEGRATIONS = "/admin/v1/integrations"
 INTEGRATION_TYPE = "v5-api-endpoint-unauthenticated"
@@ -72,33 +72,6 @@ class Endpoints:
             assert latest.status_code == 200, latest.text
         body: Json = latest.json()
         return body
-
-
-class Public:
-    """A web form or script: posts to the public endpoints, without a token."""
-
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-
-    def submit(
-        self,
-        integration: Json,
-        body: Any,
-        *,
-        test: bool = False,
-        headers: dict[str, str] | None = None,
-    ) -> httpx2.Response:
-        prefix = "/v5/test/endpoints" if test else "/v5/endpoints"
-        return self.client.post(
-            f"{prefix}/{integration['endpointId']}", json=body, headers=headers
-        )
-
-    def accepted(self, integration: Json, body: Any, *, test: bool = False) -> Json:
-        """The answer to a submission that must be accepted."""
-        answer = self.submit(integration, body, test=test)
-        assert answer.status_code == 200, answer.text
-        accepted: Json = answer.json()
-        return accepted
 
 
 @pytest.fixture

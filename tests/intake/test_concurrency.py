@@ -37,7 +37,6 @@ from tests.intake.conftest import (
     Endpoints,
     InterruptedStore,
     Json,
-    Public,
     at_once,
     command_for,
     decided,
@@ -46,6 +45,7 @@ from tests.intake.conftest import (
     recorded,
     subscriber_of,
 )
+from tests.support.public import Public
 
 ANN = "ann@example.com"
 DEDUPE: Json = {**OPEN, "dedupePeriodSeconds": 60}

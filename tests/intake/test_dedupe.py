@@ -21,13 +21,13 @@ from tests.intake.conftest import (
     Endpoints,
     InterruptedStore,
     Json,
-    Public,
     at_once,
     command_for,
     decided,
     events_of,
     interrupted_writer,
 )
+from tests.support.public import Public
 
 DEDUPE: Json = {**OPEN, "dedupePeriodSeconds": 60}
 ANN = {"profile": {"email": "ann@example.com", "firstname": "Ann"}}

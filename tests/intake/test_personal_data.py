@@ -21,10 +21,10 @@ from tests.intake.conftest import (
     OPEN,
     Endpoints,
     Json,
-    Public,
     another_store,
     events_of,
 )
+from tests.support.public import Public
 
 ACTIVITY = 42
 CLIENT_IP = "198.51.100.23"

@@ -26,7 +26,6 @@ from tests.intake.conftest import (
     OPEN,
     Endpoints,
     Json,
-    Public,
     another_store,
     command_for,
     decided,
@@ -34,6 +33,7 @@ from tests.intake.conftest import (
     found,
     subscriber_of,
 )
+from tests.support.public import Public
 
 ANN = "ann@example.com"
 

@@ -21,7 +21,8 @@ from domain.subscriber import (
     ProfileChanged,
     SubscriberRegistered,
 )
-from tests.intake.conftest import OPEN, Endpoints, Json, Public, events_of, recorded
+from tests.intake.conftest import OPEN, Endpoints, Json, events_of, recorded
+from tests.support.public import Public
 
 ACTIVITY = 42
 EVERYTHING: Json = {

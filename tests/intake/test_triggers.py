@@ -11,7 +11,8 @@ import pytest
 from api.bootstrap import Container
 from api.settings import Settings
 from domain.subscriber import MessageSuppressed, MessageTriggered
-from tests.intake.conftest import OPEN, Endpoints, Json, Public, events_of
+from tests.intake.conftest import OPEN, Endpoints, Json, events_of
+from tests.support.public import Public
 
 ACTIVITY = 42
 MESSAGES: Json = {**OPEN, "allowMessages": True, "triggerActivityId": ACTIVITY}

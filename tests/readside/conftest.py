@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, TypeVar
 
-import httpx2
 import psycopg
 import pytest
 from starlette.testclient import TestClient
@@ -41,6 +40,7 @@ from infrastructure.projections.runner import (
     Supervisor,
 )
 from tests.conftest import TEST_SECRET_KEY
+from tests.support.public import Public
 from tests.support.server import environment, headwater_command
 
 STORES: Final = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -102,40 +102,6 @@ class Endpoints:
         assert answer.status_code == 200, answer.text
         changed: Json = answer.json()
         return changed
-
-
-class Public:
-    """A web form or script at a known address: posts without a token."""
-
-    def __init__(self, client: TestClient) -> None:
-        self.client = client
-
-    def submit(
-        self,
-        integration: Json,
-        body: Any,
-        *,
-        test: bool = False,
-        headers: dict[str, str] | None = None,
-    ) -> httpx2.Response:
-        prefix = "/v5/test/endpoints" if test else "/v5/endpoints"
-        return self.client.post(
-            f"{prefix}/{integration['endpointId']}", json=body, headers=headers
-        )
-
-    def accepted(
-        self,
-        integration: Json,
-        body: Any,
-        *,
-        test: bool = False,
-        headers: dict[str, str] | None = None,
-    ) -> Json:
-        """The answer to a submission that must be accepted."""
-        answer = self.submit(integration, body, test=test, headers=headers)
-        assert answer.status_code == 200, answer.text
-        accepted: Json = answer.json()
-        return accepted
 
 
 def public_client(container: Container) -> TestClient:
